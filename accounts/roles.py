@@ -1,0 +1,28 @@
+"""Staff roles as Django groups. `manage.py setup_roles` (re)applies this table."""
+
+ROLES: dict[str, dict] = {
+    "operator": {
+        "label": "运营",
+        "perms": [
+            "accounts.view_shop", "accounts.view_buyeridentity",
+            "orders.view_order", "orders.change_order", "orders.view_orderevent",
+            "orders.view_product", "orders.add_product", "orders.change_product",
+            "orders.view_stockmovement", "orders.add_stockmovement", "orders.view_orderinboxevent",
+            "orders.view_sandboxcall",
+            "shipping.view_shipment", "shipping.change_shipment",
+            "shipping.view_cardcode", "shipping.add_cardcode", "shipping.change_cardcode",
+            "notifications.view_delivery",
+        ],
+    },
+    "kyc_reviewer": {
+        "label": "KYC 审核",
+        "perms": ["orders.view_order", "orders.view_orderevent", "accounts.view_buyeridentity",
+                  "accounts.view_pii"],
+    },
+    "finance": {
+        "label": "财务",
+        "perms": ["orders.view_order", "orders.view_orderevent", "orders.view_product",
+                  "accounts.view_shop", "notifications.view_delivery"],
+    },
+    "admin": {"label": "管理员", "perms": "__all__"},
+}

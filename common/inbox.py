@@ -1,0 +1,172 @@
+"""Webhook inbox: verify, store, answer, then process on commit (DESIGN.md §4.1).
+
+`receive()` is the one way a webhook view stores a message; `process()` is the one way a task runs the
+handler for a stored message. Handlers must be idempotent: an event can be processed again by the sweeper
+or by `manage.py replay_events`."""
+
+from __future__ import annotations
+
+import logging
+import traceback as tb
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.dispatch import Signal
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+
+from .models import InboxEvent, RejectedWebhook
+
+log = logging.getLogger(__name__)
+
+# Sent after a webhook call was refused (source, reason, remote_addr). Notifications listens to it.
+webhook_rejected = Signal()
+
+# Every concrete inbox model, for the sweeper, /healthz/ and replay_events.
+INBOX_MODELS: list[type[InboxEvent]] = []
+
+SAFE_HEADERS = ("CONTENT_TYPE", "HTTP_USER_AGENT", "HTTP_X_FORWARDED_FOR", "HTTP_X_REQUEST_ID")
+LEASE = timedelta(minutes=5)
+
+
+def register_inbox(model):
+    if model not in INBOX_MODELS:
+        INBOX_MODELS.append(model)
+    return model
+
+
+@dataclass
+class Verdict:
+    """What a platform-specific verifier says of one call."""
+
+    ok: bool
+    reason: str = ""
+    key: str = ""
+    topic: str = ""
+    fields: dict[str, Any] = field(default_factory=dict)  # extra model fields (e.g. shop)
+    status: int = 401
+
+    @classmethod
+    def reject(cls, reason: str, status: int = 401) -> Verdict:
+        return cls(ok=False, reason=reason, status=status)
+
+
+def client_ip(request: HttpRequest) -> str:
+    return (request.META.get("REMOTE_ADDR") or "")[:64]
+
+
+def pick_headers(request: HttpRequest, extra: tuple[str, ...] = ()) -> dict[str, str]:
+    return {k: str(request.META[k])[:512] for k in (*SAFE_HEADERS, *extra) if k in request.META}
+
+
+def reject(request: HttpRequest, *, source: str, reason: str, body: bytes) -> None:
+    RejectedWebhook.objects.create(
+        source=source, reason=reason[:255], remote_addr=client_ip(request),
+        path=request.get_full_path()[:512], headers=pick_headers(request),
+        body_excerpt=body[: RejectedWebhook.EXCERPT_BYTES].decode("utf-8", "replace"), body_size=len(body),
+    )
+    log.warning("webhook %s rejected from %s: %s", source, client_ip(request), reason)
+    webhook_rejected.send(sender=RejectedWebhook, source=source, reason=reason, remote_addr=client_ip(request))
+
+
+def receive(request: HttpRequest, *, model: type[InboxEvent], source: str,
+            verify: Callable[[HttpRequest, bytes], Verdict], task, success: Callable[[], HttpResponse],
+            headers: tuple[str, ...] = ()) -> HttpResponse:
+    """Verify a webhook call, store it once, start its processing on commit, answer at once.
+
+    A duplicate (same source and key) answers success and does nothing; a bad call answers 4xx and leaves
+    only a RejectedWebhook row."""
+    if request.method != "POST":
+        return JsonResponse({"error": "method not allowed"}, status=405)
+    body = request.body
+    if len(body) > settings.WEBHOOK_MAX_BODY_BYTES:
+        reject(request, source=source, reason="body too large", body=body[:256])
+        return JsonResponse({"error": "body too large"}, status=413)
+    try:
+        verdict = verify(request, body)
+    except Exception as exc:  # a verifier bug must not store the event
+        log.exception("webhook %s verifier failed", source)
+        verdict = Verdict.reject(f"verification error: {exc.__class__.__name__}", status=400)
+    if not verdict.ok:
+        reject(request, source=source, reason=verdict.reason, body=body)
+        return JsonResponse({"error": verdict.reason}, status=verdict.status)
+
+    try:
+        with transaction.atomic():
+            event = model.objects.create(
+                source=source, key=verdict.key[:191], topic=verdict.topic[:64],
+                headers=pick_headers(request, headers), body=body.decode("utf-8", "replace"), **verdict.fields,
+            )
+            transaction.on_commit(lambda: nudge(task, event.pk))
+    except IntegrityError:
+        log.info("webhook %s duplicate %s", source, verdict.key)
+    return success()
+
+
+def nudge(task, pk) -> None:
+    """Tell a worker there is work. The row is the truth: if the broker is down, the sweeper finds it."""
+    try:
+        task.delay(pk)
+    except Exception:
+        log.warning("broker unavailable, %s(%s) left for the sweeper", task.name, pk, exc_info=True)
+
+
+def backoff(attempts: int) -> timedelta:
+    """1, 2, 4 … minutes, at most an hour."""
+    return timedelta(minutes=min(60, 2 ** max(0, attempts - 1)))
+
+
+class Ignored(Exception):
+    """Raised by a handler when the event is valid but needs no action (stale, unknown type)."""
+
+
+def process(model: type[InboxEvent], pk, handler: Callable[[InboxEvent], str | None], *,
+            force: bool = False) -> str:
+    """Run `handler` for one stored event, at most one worker at a time, recording the outcome on the row.
+
+    The handler runs outside this function's transaction, so it may call platforms; it must be
+    idempotent. Returns the final status."""
+    now = timezone.now()
+    with transaction.atomic():
+        event = model.objects.select_for_update(skip_locked=True).filter(pk=pk).first()
+        if event is None:
+            return "locked-or-missing"
+        busy = event.status == InboxEvent.Status.PROCESSING and event.next_attempt_at and event.next_attempt_at > now
+        done = event.status in (InboxEvent.Status.PROCESSED, InboxEvent.Status.IGNORED)
+        if (busy or done) and not force:
+            return event.status
+        event.status = InboxEvent.Status.PROCESSING
+        event.attempts += 1
+        event.next_attempt_at = now + LEASE  # lease: a crash leaves it for the sweeper after this
+        event.save(update_fields=["status", "attempts", "next_attempt_at"])
+
+    fields = {"processed_at": timezone.now(), "next_attempt_at": None, "last_error": "", "traceback": ""}
+    try:
+        result = handler(event) or ""
+        fields.update(status=InboxEvent.Status.PROCESSED, result=str(result)[:255])
+    except Ignored as exc:
+        fields.update(status=InboxEvent.Status.IGNORED, result=str(exc)[:255])
+    except Exception as exc:
+        log.exception("inbox %s %s failed", model._meta.label, pk)
+        failed_for_good = event.attempts >= settings.INBOX_MAX_ATTEMPTS
+        fields.update(status=InboxEvent.Status.FAILED, processed_at=None,
+                      last_error=f"{exc.__class__.__name__}: {exc}"[:4000], traceback=tb.format_exc()[-8000:],
+                      next_attempt_at=None if failed_for_good else timezone.now() + backoff(event.attempts))
+    model.objects.filter(pk=event.pk).update(**fields)
+    return fields["status"]
+
+
+def due_events(model: type[InboxEvent], *, now=None, limit: int = 500):
+    """Events a sweeper should (re)dispatch: new ones whose nudge was lost, failures due for retry,
+    and processing ones whose lease ran out (worker died)."""
+    from django.db.models import Q
+
+    now = now or timezone.now()
+    S = InboxEvent.Status
+    lost = Q(status=S.PENDING, received_at__lte=now - timedelta(seconds=30))
+    retry = Q(status__in=[S.FAILED, S.PROCESSING], next_attempt_at__lte=now)
+    return model.objects.filter(lost | retry).order_by("received_at").values_list("pk", flat=True)[:limit]

@@ -1,0 +1,11 @@
+from celery import shared_task
+from django.utils import timezone
+
+from .models import Heartbeat
+
+
+@shared_task(name="common.tasks.heartbeat")
+def heartbeat():
+    """Scheduled by beat every minute; running it proves a worker is alive (beat's own freshness is the
+    PeriodicTask's last_run_at)."""
+    Heartbeat.objects.update_or_create(name="worker", defaults={"seen_at": timezone.now()})

@@ -1,0 +1,18 @@
+from django.contrib import admin
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView
+
+from common.views import healthz
+from orders import webhooks as order_webhooks
+
+admin.site.site_header = "闲鱼运营后台"
+admin.site.site_title = "xianyu-ops"
+admin.site.index_title = "工作台"
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("webhooks/xianguanjia/", order_webhooks.xianguanjia, name="webhook-xianguanjia"),
+    path("webhooks/goofish/", order_webhooks.goofish, name="webhook-goofish"),
+    path("healthz/", healthz, name="healthz"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+]

@@ -1,0 +1,5 @@
+from .base import Adapter
+
+
+class GoofishAdapter(Adapter):
+    platform = "goofish"

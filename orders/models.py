@@ -1,0 +1,268 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+
+from accounts.models import BuyerIdentity, Shop
+from common.fields import EncryptedJSONField
+from common.models import InboxEvent
+
+
+class Product(models.Model):
+    """Per-item delivery rules and stock (seed 004 product_configs)."""
+
+    class Kind(models.TextChoices):
+        VIRTUAL = "virtual", _("虚拟商品")
+        PHYSICAL = "physical", _("实物商品")
+
+    shop = models.ForeignKey(Shop, verbose_name=_("店铺"), on_delete=models.PROTECT, related_name="products")
+    item_id = models.CharField(_("商品 ID"), max_length=64)
+    title = models.CharField(_("标题"), max_length=255)
+    kind = models.CharField(_("类型"), max_length=16, choices=Kind.choices, default=Kind.VIRTUAL)
+    auto_ship = models.BooleanField(_("自动发货"), default=False)
+    ship_delay_min = models.PositiveIntegerField(_("最短发货延时（分钟）"), default=0)
+    ship_delay_max = models.PositiveIntegerField(_("最长发货延时（分钟）"), default=0)
+    logistics_company = models.CharField(_("物流公司"), max_length=64, blank=True)
+    express_code = models.CharField(_("物流公司编码"), max_length=32, blank=True)
+    delivery_template = models.TextField(
+        _("发货模板"), blank=True,
+        help_text=_("Django 模板语法，可用变量：codes、order、product、delivery_url"))
+    needs_kyc = models.BooleanField(_("需要 KYC"), default=False)
+    stock = models.IntegerField(_("库存"), default=-1, help_text=_("-1 表示不限"))
+    low_stock_threshold = models.PositiveIntegerField(_("低库存提醒阈值"), default=0)
+    is_active = models.BooleanField(_("启用"), default=True)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+
+    UNLIMITED = -1
+
+    class Meta:
+        verbose_name = _("商品")
+        verbose_name_plural = _("商品")
+        ordering = ["shop", "item_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["shop", "item_id"], name="product_unique_shop_item"),
+            models.CheckConstraint(condition=models.Q(stock__gte=-1), name="product_stock_not_negative"),
+            models.CheckConstraint(condition=models.Q(ship_delay_max__gte=models.F("ship_delay_min")),
+                                   name="product_delay_window_ordered"),
+        ]
+
+    def __str__(self):
+        return f"{self.title} [{self.item_id}]"
+
+    @property
+    def unlimited(self) -> bool:
+        return self.stock == self.UNLIMITED
+
+
+class StockMovement(models.Model):
+    class Reason(models.TextChoices):
+        SOLD = "sold", _("售出")
+        RESTOCK = "restock", _("补货")
+        ADJUST = "adjust", _("调整")
+        RELEASE = "release", _("释放")
+
+    product = models.ForeignKey(Product, verbose_name=_("商品"), on_delete=models.CASCADE, related_name="movements")
+    reason = models.CharField(_("类型"), max_length=16, choices=Reason.choices)
+    change = models.IntegerField(_("数量变化"))
+    remaining = models.IntegerField(_("剩余库存"))
+    order = models.ForeignKey("Order", verbose_name=_("订单"), null=True, blank=True, on_delete=models.SET_NULL)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("操作人"), null=True, blank=True,
+                             on_delete=models.SET_NULL)
+    note = models.CharField(_("备注"), max_length=255, blank=True)
+    created_at = models.DateTimeField(_("时间"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("库存变动")
+        verbose_name_plural = _("库存变动")
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.product_id} {self.change:+d}"
+
+
+class OrderStatus(models.TextChoices):
+    PENDING_PAYMENT = "pending_payment", _("待付款")
+    PAID = "paid", _("已付款")
+    AWAITING_KYC = "awaiting_kyc", _("待 KYC")
+    READY_TO_SHIP = "ready_to_ship", _("待发货")
+    SHIPPED = "shipped", _("已发货")
+    COMPLETED = "completed", _("交易成功")
+    CLOSED = "closed", _("已关闭")
+    REFUNDING = "refunding", _("退款中")
+    REFUNDED = "refunded", _("已退款")
+
+
+S = OrderStatus
+PAID_STATES = [S.PAID, S.AWAITING_KYC, S.READY_TO_SHIP]
+REFUNDABLE_STATES = [*PAID_STATES, S.SHIPPED, S.COMPLETED]
+
+
+class Order(ConcurrentTransitionMixin, models.Model):
+    """A platform order and where it stands in our machine (DESIGN.md §3)."""
+
+    shop = models.ForeignKey(Shop, verbose_name=_("店铺"), on_delete=models.PROTECT, related_name="orders")
+    platform_order_id = models.CharField(_("平台订单号"), max_length=64)
+    buyer = models.ForeignKey(BuyerIdentity, verbose_name=_("买家"), null=True, blank=True,
+                              on_delete=models.SET_NULL, related_name="orders")
+    product = models.ForeignKey(Product, verbose_name=_("商品"), null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="orders")
+    item_id = models.CharField(_("商品 ID"), max_length=64, blank=True)
+    item_title = models.CharField(_("商品标题"), max_length=255, blank=True)
+    sku = models.CharField(_("SKU"), max_length=255, blank=True)
+    quantity = models.PositiveIntegerField(_("数量"), default=1)
+    amount = models.DecimalField(_("金额（元）"), max_digits=12, decimal_places=2, default=0)
+    receiver = EncryptedJSONField(_("收货信息"), blank=True, default=dict)
+    status = FSMField(_("状态"), max_length=20, choices=OrderStatus.choices, default=S.PENDING_PAYMENT,
+                      protected=True, db_index=True)
+    status_before_refund = models.CharField(max_length=20, blank=True, editable=False)
+    platform_status = models.CharField(_("平台状态"), max_length=32, blank=True)
+    platform_event_at = models.DateTimeField(_("最近平台事件时间"), null=True, blank=True)
+    has_anomaly = models.BooleanField(_("异常"), default=False, db_index=True)
+    paid_at = models.DateTimeField(_("付款时间"), null=True, blank=True)
+    shipped_at = models.DateTimeField(_("发货时间"), null=True, blank=True)
+    closed_at = models.DateTimeField(_("关闭时间"), null=True, blank=True)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("订单")
+        verbose_name_plural = _("订单")
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["shop", "platform_order_id"], name="order_unique_shop_platform_id"),
+        ]
+        indexes = [models.Index(fields=["status", "-created_at"], name="order_status_created")]
+
+    def __str__(self):
+        return self.platform_order_id
+
+    # Transitions. They only move the state; services write the OrderEvent and do the side effects.
+    @transition(field=status, source=S.PENDING_PAYMENT, target=S.PAID)
+    def pay(self):
+        pass
+
+    @transition(field=status, source=S.PAID, target=S.AWAITING_KYC)
+    def require_kyc(self):
+        pass
+
+    @transition(field=status, source=[S.PAID, S.AWAITING_KYC], target=S.READY_TO_SHIP)
+    def release(self):
+        pass
+
+    @transition(field=status, source=PAID_STATES, target=S.SHIPPED)
+    def ship(self):
+        pass
+
+    @transition(field=status, source=S.SHIPPED, target=S.COMPLETED)
+    def complete(self):
+        pass
+
+    @transition(field=status, source=[S.PENDING_PAYMENT, *PAID_STATES], target=S.CLOSED)
+    def close(self):
+        pass
+
+    @transition(field=status, source=REFUNDABLE_STATES, target=S.REFUNDING)
+    def start_refund(self):
+        self.status_before_refund = self.status
+
+    @transition(field=status, source=S.REFUNDING, target=S.REFUNDED)
+    def refund(self):
+        pass
+
+    @transition(field=status, source=S.REFUNDING, target=REFUNDABLE_STATES)
+    def end_refund(self):
+        """Refund closed or refused: back where the order was."""
+        return self.status_before_refund or S.PAID
+
+
+class OrderEvent(models.Model):
+    """Append-only log of what happened to an order and who or what caused it."""
+
+    class Actor(models.TextChoices):
+        PLATFORM = "platform", _("平台")
+        SYSTEM = "system", _("系统")
+        STAFF = "staff", _("员工")
+
+    class Kind(models.TextChoices):
+        TRANSITION = "transition", _("状态变更")
+        CREATED = "created", _("创建")
+        ANOMALY = "anomaly", _("异常")
+        NOTE = "note", _("记录")
+
+    order = models.ForeignKey(Order, verbose_name=_("订单"), on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(_("类型"), max_length=16, choices=Kind.choices, default=Kind.TRANSITION)
+    from_status = models.CharField(_("原状态"), max_length=20, blank=True)
+    to_status = models.CharField(_("新状态"), max_length=20, blank=True)
+    actor = models.CharField(_("操作方"), max_length=16, choices=Actor.choices)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("员工"), null=True, blank=True,
+                             on_delete=models.SET_NULL)
+    message = models.CharField(_("说明"), max_length=500, blank=True)
+    data = models.JSONField(_("数据"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("时间"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("订单事件")
+        verbose_name_plural = _("订单事件")
+        ordering = ["created_at", "id"]
+
+    def __str__(self):
+        return f"{self.order_id}: {self.from_status}→{self.to_status}"
+
+
+class OrderInboxEvent(InboxEvent):
+    """Order messages from Xianyu (闲管家 push, open-platform relay), stored before processing."""
+
+    shop = models.ForeignKey(Shop, verbose_name=_("店铺"), null=True, blank=True, on_delete=models.SET_NULL)
+    platform_order_id = models.CharField(_("平台订单号"), max_length=64, blank=True, db_index=True)
+
+    class Meta(InboxEvent.Meta):
+        verbose_name = _("订单消息")
+        verbose_name_plural = _("订单消息")
+        constraints = [models.UniqueConstraint(fields=["source", "key"], name="order_inbox_unique_key")]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="order_inbox_due")]
+
+
+class SandboxOrder(models.Model):
+    """The sandbox platform's side of an order: what a real platform would hold."""
+
+    shop = models.ForeignKey(Shop, on_delete=models.CASCADE, related_name="+")
+    order_no = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, default="paid")
+    item_id = models.CharField(max_length=64)
+    title = models.CharField(max_length=255, blank=True)
+    quantity = models.PositiveIntegerField(default=1)
+    amount_fen = models.PositiveIntegerField(default=0)
+    buyer_id = models.CharField(max_length=64, default="sandbox-buyer")
+    buyer_nick = models.CharField(max_length=64, default="沙箱买家")
+    waybill_no = models.CharField(max_length=64, blank=True)
+    express_name = models.CharField(max_length=64, blank=True)
+    modified_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("沙箱订单（模拟平台）")
+        verbose_name_plural = _("沙箱订单（模拟平台）")
+        constraints = [models.UniqueConstraint(fields=["shop", "order_no"], name="sandbox_order_unique")]
+
+    def __str__(self):
+        return f"[沙箱] {self.order_no}"
+
+
+class SandboxCall(models.Model):
+    """Every call the sandbox adapter received, as a real platform's log would show it."""
+
+    shop = models.ForeignKey(Shop, on_delete=models.CASCADE, related_name="+")
+    method = models.CharField(_("方法"), max_length=32)
+    params = models.JSONField(_("参数"), default=dict)
+    response = models.JSONField(_("返回"), default=dict)
+    created_at = models.DateTimeField(_("时间"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("沙箱调用记录")
+        verbose_name_plural = _("沙箱调用记录")
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"[沙箱] {self.method}"

@@ -1,0 +1,50 @@
+"""Test setup. Tests run on SQLite when DATABASE_URL is unset; under CI=true a test that needs a real
+service (PostgreSQL, Redis) fails instead of skipping."""
+
+import os
+
+import pytest
+
+from config.celery import app as celery_app
+
+# Tasks run in-process in tests; flows that need a real worker start one explicitly.
+celery_app.conf.task_always_eager = True
+celery_app.conf.task_eager_propagates = False
+
+
+def _is_postgres():
+    from django.conf import settings
+
+    return settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+
+
+def need_service(name: str, available: bool, why: str = ""):
+    """Skip locally, fail under CI, when a service the test needs is missing."""
+    if available:
+        return
+    msg = f"{name} is required{': ' + why if why else ''}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(msg + " (CI=true: not skipping)", pytrace=False)
+    pytest.skip(msg)
+
+
+@pytest.fixture
+def postgres():
+    """Use in tests whose point needs PostgreSQL (row locks, concurrency)."""
+    need_service("PostgreSQL", _is_postgres(), "set DATABASE_URL=postgres://…")
+
+
+@pytest.fixture
+def redis_url():
+    url = os.environ.get("REDIS_URL", "")
+    ok = False
+    if url:
+        try:
+            import redis
+
+            redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+            ok = True
+        except Exception:
+            ok = False
+    need_service("Redis", ok, "set REDIS_URL=redis://…")
+    return url
