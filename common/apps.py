@@ -1,24 +1,33 @@
-from django.apps import AppConfig
+from datetime import timedelta
+
+from django.apps import AppConfig, apps
 from django.db.models.signals import post_migrate
 
 
+def declared_periodic_tasks() -> dict[str, tuple[str, timedelta]]:
+    """Every app's `periodic_tasks` (name -> (task name, interval))."""
+    tasks: dict[str, tuple[str, timedelta]] = {}
+    for config in apps.get_app_configs():
+        tasks.update(getattr(config, "periodic_tasks", {}))
+    return tasks
+
+
 def install_periodic_tasks(sender=None, using="default", **kwargs):
-    """Create or update django-celery-beat rows for settings.PERIODIC_TASKS (declared in code)."""
-    from django.conf import settings
+    """Create or update django-celery-beat rows for the tasks the apps declare in code."""
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-    for name, (task, every) in settings.PERIODIC_TASKS.items():
-        seconds = int(every.total_seconds())
+    for name, (task, every) in declared_periodic_tasks().items():
         schedule, _ = IntervalSchedule.objects.using(using).get_or_create(
-            every=seconds, period=IntervalSchedule.SECONDS)
+            every=int(every.total_seconds()), period=IntervalSchedule.SECONDS)
         PeriodicTask.objects.using(using).update_or_create(
             name=name, defaults={"task": task, "interval": schedule, "enabled": True,
-                                 "description": "declared in settings.PERIODIC_TASKS"})
+                                 "description": "declared in code (AppConfig.periodic_tasks)"})
 
 
 class CommonConfig(AppConfig):
     name = "common"
     verbose_name = "系统"
+    periodic_tasks = {"health: heartbeat": ("common.tasks.heartbeat", timedelta(minutes=1))}
 
     def ready(self):
         post_migrate.connect(install_periodic_tasks, sender=self)

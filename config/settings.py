@@ -5,7 +5,6 @@ Every knob comes from the environment (django-environ) and has a safe local defa
 The full list of variables is in the README (configuration contract, DESIGN.md §5).
 """
 
-from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -148,12 +147,9 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
-# Periodic tasks, declared here and installed into django-celery-beat's tables on migrate
-# (common.apps post_migrate handler). name -> (task, every).
-PERIODIC_TASKS = {
-    "inbox: retry failed order events": ("orders.tasks.sweep_inbox", timedelta(minutes=1)),
-    "health: heartbeat": ("common.tasks.heartbeat", timedelta(minutes=1)),
-}
+# Periodic tasks are declared in code by each app (`periodic_tasks` on its AppConfig: name -> (task,
+# every)) and installed into django-celery-beat's tables on migrate (common.apps).
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5}
 
 # --- Platforms ----------------------------------------------------------------------------------
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://localhost:8000").rstrip("/")
@@ -221,3 +217,6 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# bench/ingest's baseline endpoint (off unless the benchmark turns it on).
+BENCH_BARE_ENDPOINT = env.bool("BENCH_BARE_ENDPOINT", default=False)

@@ -1,5 +1,6 @@
+from django.conf import settings
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from common.views import healthz
@@ -13,6 +14,13 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("webhooks/xianguanjia/", order_webhooks.xianguanjia, name="webhook-xianguanjia"),
     path("webhooks/goofish/", order_webhooks.goofish, name="webhook-goofish"),
+    path("", include("shipping.urls")),
     path("healthz/", healthz, name="healthz"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
 ]
+
+if getattr(settings, "BENCH_BARE_ENDPOINT", False):
+    # Only for bench/ingest: the baseline endpoint the webhook's throughput is compared with.
+    from bench.ingest.bare import bare_view
+
+    urlpatterns.append(path("bench/bare/", bare_view, name="bench-bare"))

@@ -1,9 +1,12 @@
+from datetime import timedelta
+
 from django.apps import AppConfig
 
 
 class OrdersConfig(AppConfig):
     name = "orders"
     verbose_name = "订单与商品"
+    periodic_tasks = {"orders: sweep order inbox": ("orders.tasks.sweep_inbox", timedelta(minutes=1))}
 
     def ready(self):
         from common.inbox import register_inbox
