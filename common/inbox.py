@@ -26,16 +26,19 @@ log = logging.getLogger(__name__)
 # Sent after a webhook call was refused (source, reason, remote_addr). Notifications listens to it.
 webhook_rejected = Signal()
 
-# Every concrete inbox model, for the sweeper, /healthz/ and replay_events.
+# Every concrete inbox model and its handler, for /healthz/ and replay_events.
 INBOX_MODELS: list[type[InboxEvent]] = []
+INBOX_HANDLERS: dict[type[InboxEvent], Callable[[InboxEvent], str | None]] = {}
 
 SAFE_HEADERS = ("CONTENT_TYPE", "HTTP_USER_AGENT", "HTTP_X_FORWARDED_FOR", "HTTP_X_REQUEST_ID")
 LEASE = timedelta(minutes=5)
 
 
-def register_inbox(model):
+def register_inbox(model, handler: Callable[[InboxEvent], str | None]):
+    """Declare an app's inbox model and the (idempotent) handler that processes its events."""
     if model not in INBOX_MODELS:
         INBOX_MODELS.append(model)
+    INBOX_HANDLERS[model] = handler
     return model
 
 

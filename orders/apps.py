@@ -12,5 +12,6 @@ class OrdersConfig(AppConfig):
         from common.inbox import register_inbox
 
         from .models import OrderInboxEvent
+        from .services import order_event_handle
 
-        register_inbox(OrderInboxEvent)
+        register_inbox(OrderInboxEvent, order_event_handle)

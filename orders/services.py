@@ -1,0 +1,415 @@
+"""Every write and business rule for orders, products and stock (DESIGN.md §3).
+
+`order_sync` drives the state machine from what a platform reports; `order_transition` is the one place
+a transition happens and its OrderEvent is written; later apps plug in through `orders.hooks`."""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Shop
+from accounts.services import buyer_upsert
+
+from . import hooks
+from .adapters.base import OrderSnapshot
+from .models import PAID_STATES, Order, OrderEvent, OrderStatus, Product, StockMovement
+
+log = logging.getLogger(__name__)
+S = OrderStatus
+Actor = OrderEvent.Actor
+
+# The transitions a platform report may drive, as (name, sources, target). Our own steps after payment
+# (KYC hold, release to shipping) are not here: they are decided by hooks, not by the platform.
+PLATFORM_TRANSITIONS: list[tuple[str, set[str], str]] = [
+    ("pay", {S.PENDING_PAYMENT}, S.PAID),
+    ("ship", set(PAID_STATES), S.SHIPPED),
+    ("complete", {S.SHIPPED}, S.COMPLETED),
+    ("close", {S.PENDING_PAYMENT, *PAID_STATES}, S.CLOSED),
+    ("start_refund", {*PAID_STATES, S.SHIPPED, S.COMPLETED}, S.REFUNDING),
+    ("refund", {S.REFUNDING}, S.REFUNDED),
+    ("end_refund", {S.REFUNDING}, "*"),
+]
+# Progress along the main line: a report never moves an order backwards on it.
+RANK = {S.PENDING_PAYMENT: 0, S.PAID: 1, S.AWAITING_KYC: 1, S.READY_TO_SHIP: 1, S.SHIPPED: 2, S.COMPLETED: 3,
+        S.REFUNDING: 4, S.CLOSED: 5, S.REFUNDED: 5}
+FINAL = {S.CLOSED, S.REFUNDED}
+TIMESTAMPS = {S.PAID: "paid_at", S.SHIPPED: "shipped_at", S.CLOSED: "closed_at", S.REFUNDED: "closed_at"}
+
+
+class OrderError(Exception):
+    """A request the order's state does not allow (shown to staff as is)."""
+
+
+class OutOfStock(OrderError):
+    pass
+
+
+@dataclass
+class SyncResult:
+    order: Order
+    created: bool
+    applied: list[str]          # transition names applied
+    outcome: str                # "applied", "unchanged", "stale", "anomaly"
+
+
+def _satisfies(current: str, target: str) -> bool:
+    """Is the order already where the platform says it is? (paid covers our post-payment states)."""
+    if current == target:
+        return True
+    return target == S.PAID and current in PAID_STATES
+
+
+def _path(current: str, target: str, before_refund: str = "") -> list[str] | None:
+    """Shortest legal sequence of platform transitions from current to target, or None."""
+    if _satisfies(current, target):
+        return []
+    queue = deque([(current, [])])
+    seen = {current}
+    while queue:
+        state, names = queue.popleft()
+        for name, sources, to in PLATFORM_TRANSITIONS:
+            if state not in sources:
+                continue
+            nxt = (before_refund or S.PAID) if to == "*" else to
+            if nxt in seen:
+                continue
+            if _satisfies(nxt, target):
+                return [*names, name]
+            seen.add(nxt)
+            queue.append((nxt, [*names, name]))
+    return None
+
+
+def event_write(*, order: Order, actor: str, kind: str = OrderEvent.Kind.NOTE, from_status: str = "",
+                to_status: str = "", user=None, message: str = "", data: dict | None = None) -> OrderEvent:
+    return OrderEvent.objects.create(order=order, kind=kind, from_status=from_status, to_status=to_status,
+                                     actor=actor, user=user, message=message[:500], data=data or {})
+
+
+def order_transition(*, order: Order, name: str, actor: str, user=None, message: str = "",
+                     data: dict | None = None, automate: bool = True) -> Order:
+    """Apply one named transition to a locked order, write its OrderEvent and run the hooks.
+
+    Must run inside a transaction with `order` loaded by `select_for_update` (see `order_lock`).
+    `automate=False` skips our own post-payment steps (used when a sync passes through `paid` on its way
+    to a later state, e.g. backfilling an order that is already shipped)."""
+    before = order.status
+    method = getattr(order, name)
+    from django_fsm import can_proceed
+
+    if not can_proceed(method):
+        raise OrderError(f"订单 {order.platform_order_id} 当前状态 {order.get_status_display()} 不能执行 {name}")
+    method()
+    stamp = TIMESTAMPS.get(order.status)
+    if stamp and getattr(order, stamp) is None:
+        setattr(order, stamp, timezone.now())
+    order.save()
+    event_write(order=order, kind=OrderEvent.Kind.TRANSITION, from_status=before, to_status=order.status,
+                actor=actor, user=user, message=message or name, data=data)
+    _after(order, before=before, automate=automate)
+    return order
+
+
+def _after(order: Order, *, before: str, automate: bool) -> None:
+    """What follows a state change: our own post-payment steps and the listeners."""
+    if order.status == S.PAID:
+        if not automate:
+            return
+        held = [reason for gate in hooks.paid_gates if (reason := gate(order))]
+        if held:
+            order_transition(order=order, name="require_kyc", actor=Actor.SYSTEM, message="；".join(held))
+        else:
+            order_transition(order=order, name="release", actor=Actor.SYSTEM, message="无需 KYC，进入待发货")
+    elif order.status == S.READY_TO_SHIP:
+        for fn in hooks.on_ready_to_ship:
+            fn(order)
+    elif order.status == S.SHIPPED:
+        for fn in hooks.on_shipped:
+            fn(order)
+    elif order.status in (S.CLOSED, S.REFUNDING, S.REFUNDED) and before in PAID_STATES:
+        for fn in hooks.on_closed:
+            fn(order)
+
+
+def order_lock(order_id: int) -> Order:
+    return Order.objects.select_for_update().select_related("shop", "product").get(pk=order_id)
+
+
+def order_release(*, order: Order, actor: str = Actor.SYSTEM, user=None, message: str = "") -> Order:
+    """awaiting_kyc → ready_to_ship (KYC passed, or staff released it)."""
+    with transaction.atomic():
+        order = order_lock(order.pk)
+        return order_transition(order=order, name="release", actor=actor, user=user, message=message or "放行")
+
+
+def order_mark_shipped(*, order: Order, actor: str, user=None, message: str = "", data: dict | None = None) -> Order:
+    """Record that the order was shipped on the platform (by us or elsewhere). Idempotent."""
+    with transaction.atomic():
+        order = order_lock(order.pk)
+        if order.status in (S.SHIPPED, S.COMPLETED):
+            return order
+        return order_transition(order=order, name="ship", actor=actor, user=user, message=message or "已发货",
+                                data=data)
+
+
+def order_close(*, order: Order, actor: str, user=None, message: str = "", data: dict | None = None) -> Order:
+    """Close the order here (after it was closed on the platform). Idempotent."""
+    with transaction.atomic():
+        order = order_lock(order.pk)
+        if order.status == S.CLOSED:
+            return order
+        return order_transition(order=order, name="close", actor=actor, user=user, message=message or "关闭",
+                                data=data)
+
+
+def order_note(*, order: Order, actor: str, message: str, user=None, data: dict | None = None) -> OrderEvent:
+    return event_write(order=order, actor=actor, user=user, message=message, data=data)
+
+
+def _product_for(shop: Shop, item_id: str) -> Product | None:
+    if not item_id:
+        return None
+    return Product.objects.filter(shop=shop, item_id=item_id).first()
+
+
+@transaction.atomic
+def order_sync(*, shop: Shop, snapshot: OrderSnapshot, event_at: datetime | None = None,
+               target_status: str | None = None, actor: str = Actor.PLATFORM, user=None,
+               source: str = "") -> SyncResult:
+    """Bring our order in line with what the platform reports.
+
+    Creates the order on first sight, refreshes its snapshot fields, and applies the legal path to the
+    target state. A report older than the last one applied is ignored; a target our machine cannot reach
+    is recorded as an anomaly (event + flag), never raised."""
+    target = target_status or snapshot.target_status
+    event_at = event_at or snapshot.updated_at or timezone.now()
+    order = (Order.objects.select_for_update().select_related("shop", "product")
+             .filter(shop=shop, platform_order_id=snapshot.platform_order_id).first())
+    created = order is None
+    if created:
+        order = Order(shop=shop, platform_order_id=snapshot.platform_order_id)
+        _fill(order, shop, snapshot)
+        order.platform_status = snapshot.raw_status
+        order.platform_event_at = event_at
+        order.save()
+        event_write(order=order, kind=OrderEvent.Kind.CREATED, to_status=order.status, actor=actor, user=user,
+                    message=f"收到平台订单（{source or shop.platform}）", data={"platform_status": snapshot.raw_status})
+    elif order.platform_event_at and event_at < order.platform_event_at:
+        return SyncResult(order, False, [], "stale")
+    elif (order.platform_event_at and event_at == order.platform_event_at and target
+          and RANK.get(target, 0) < RANK.get(order.status, 0)):
+        return SyncResult(order, False, [], "stale")
+    else:
+        _fill(order, shop, snapshot)
+        order.platform_status = snapshot.raw_status
+        order.platform_event_at = event_at
+        order.save()
+
+    if not target or target == S.PENDING_PAYMENT and order.status == S.PENDING_PAYMENT:
+        return SyncResult(order, created, [], "applied" if created else "unchanged")
+    path = _path(order.status, target, order.status_before_refund)
+    if path is None:
+        order.has_anomaly = True
+        order.save(update_fields=["has_anomaly", "updated_at"])
+        event_write(order=order, kind=OrderEvent.Kind.ANOMALY, from_status=order.status, to_status=target,
+                    actor=actor, message=f"平台状态 {snapshot.raw_status} 无法从 {order.get_status_display()} 到达",
+                    data={"platform_status": snapshot.raw_status, "target": target})
+        log.warning("order %s: no path %s -> %s", order.platform_order_id, order.status, target)
+        return SyncResult(order, created, [], "anomaly")
+    for i, name in enumerate(path):
+        order_transition(order=order, name=name, actor=actor, user=user, automate=i == len(path) - 1,
+                         message=f"平台状态 {snapshot.raw_status}", data={"platform_status": snapshot.raw_status})
+    return SyncResult(order, created, path, "applied" if path or created else "unchanged")
+
+
+def _fill(order: Order, shop: Shop, snap: OrderSnapshot) -> None:
+    """Copy the snapshot's descriptive fields; never blank out what an earlier, richer report gave."""
+    if snap.item_id:
+        order.item_id = snap.item_id
+        order.product = _product_for(shop, snap.item_id) or order.product
+    for name in ("item_title", "sku"):
+        if getattr(snap, name):
+            setattr(order, name, getattr(snap, name))
+    if snap.quantity:
+        order.quantity = snap.quantity
+    if snap.amount:
+        order.amount = snap.amount
+    if snap.receiver:
+        order.receiver = snap.receiver
+    for name in ("paid_at", "shipped_at", "closed_at"):
+        if getattr(snap, name) and not getattr(order, name):
+            setattr(order, name, getattr(snap, name))
+    if snap.buyer_id and (order.buyer_id is None or order.buyer.platform_user_id != snap.buyer_id):
+        order.buyer = buyer_upsert(platform=shop.platform, platform_user_id=snap.buyer_id, nick=snap.buyer_nick)
+
+
+# --- stock ------------------------------------------------------------------------------------------
+
+
+def stock_adjust(*, product: Product, change: int, reason: str, order: Order | None = None, user=None,
+                 note: str = "") -> Product:
+    """Change a product's stock under a row lock and log a StockMovement. Unlimited stock (-1) is only
+    logged. Raises OutOfStock rather than go below zero. Returns the locked, updated product."""
+    with transaction.atomic():
+        product = Product.objects.select_for_update().get(pk=product.pk)
+        if product.unlimited:
+            remaining = Product.UNLIMITED
+        else:
+            remaining = product.stock + change
+            if remaining < 0:
+                raise OutOfStock(f"商品 {product.title} 库存不足：剩余 {product.stock}，需要 {-change}")
+            product.stock = remaining
+            product.save(update_fields=["stock", "updated_at"])
+        StockMovement.objects.create(product=product, reason=reason, change=change, remaining=remaining,
+                                     order=order, user=user, note=note[:255])
+        return product
+
+
+# --- inbound messages, refresh and backfill ----------------------------------------------------------
+
+
+def _push_of(event, adapter):
+    """Re-read a stored inbox event as the adapter's PushMessage."""
+    import json
+    from urllib.parse import parse_qsl
+
+    from .adapters.base import PushMessage
+
+    if event.source == "sandbox":
+        data = json.loads(event.body)
+        return PushMessage(key=event.key, topic="order", platform_order_id=data["order_no"],
+                           event_at=datetime.fromisoformat(data["modified_at"]) if data.get("modified_at") else None,
+                           raw_status=data.get("status", ""), target_status=data.get("status"))
+    query = dict(parse_qsl(event.headers.get("QUERY_STRING", ""), keep_blank_values=True))
+    return adapter.parse_push(query=query, body=event.body.encode())
+
+
+def order_event_handle(event) -> str:
+    """Process one stored order message: skip it if stale, fetch the order (outside any transaction),
+    then sync. Raises on platform failure so the inbox keeps it for retry."""
+    from common.inbox import Ignored
+
+    if event.shop_id is None:
+        raise Ignored("no shop")
+    shop = event.shop
+    adapter = shop.adapter()
+    msg = _push_of(event, adapter)
+    last = (Order.objects.filter(shop=shop, platform_order_id=msg.platform_order_id)
+            .values_list("platform_event_at", flat=True).first())
+    if last and msg.event_at and msg.event_at < last:
+        raise Ignored(f"stale: message of {msg.event_at:%Y-%m-%d %H:%M:%S} older than {last:%Y-%m-%d %H:%M:%S}")
+    snap = adapter.fetch_order(msg.platform_order_id)
+    target = snap.target_status
+    # An order query does not show a refund in progress; the refund message does.
+    if msg.target_status == S.REFUNDING and target in {*PAID_STATES, S.SHIPPED, S.COMPLETED}:
+        target = S.REFUNDING
+    times = [t for t in (msg.event_at, snap.updated_at) if t]
+    result = order_sync(shop=shop, snapshot=snap, event_at=max(times) if times else None, target_status=target,
+                        source=event.source)
+    if result.outcome == "stale":
+        raise Ignored("stale")
+    return f"{result.outcome}: {result.order.status}"
+
+
+def order_refresh(*, order: Order, user=None) -> SyncResult:
+    """Re-read one order from its platform and sync it (admin action, `manage.py sync_order`)."""
+    snap = order.shop.adapter().fetch_order(order.platform_order_id)
+    actor = Actor.STAFF if user else Actor.PLATFORM
+    return order_sync(shop=order.shop, snapshot=snap, actor=actor, user=user, source="refresh",
+                      event_at=max(filter(None, [snap.updated_at, order.platform_event_at, timezone.now()])))
+
+
+@dataclass
+class BackfillReport:
+    seen: int = 0
+    created: int = 0
+    changed: int = 0
+    anomalies: int = 0
+    slices: int = 0
+    errors: int = 0
+
+
+def order_backfill(*, shop: Shop, since: datetime, until: datetime, log_fn=None) -> BackfillReport:
+    """Bring a shop's orders updated in [since, until] into our machine. Safe to run again.
+
+    With a list API (闲管家) the range is split until each slice holds fewer records than the paging cap;
+    without one (open platform), the shop's non-final orders are re-queried one by one."""
+    adapter = shop.adapter()
+    report = BackfillReport()
+    say = log_fn or (lambda _msg: None)
+    if adapter.list_cap is None:
+        qs = Order.objects.filter(shop=shop, updated_at__gte=since).exclude(status__in=list(FINAL))
+        for order in qs.iterator():
+            try:
+                _count(report, order_refresh(order=order))
+            except Exception as exc:  # one bad order must not stop the rest
+                report.errors += 1
+                say(f"{order.platform_order_id}: {exc}")
+        return report
+
+    size = adapter.list_page_size
+    stack = [(since, until)]
+    while stack:
+        start, end = stack.pop()
+        first = adapter.list_orders(start=start, end=end, page_no=1, page_size=size)
+        if first.total >= adapter.list_cap and (end - start).total_seconds() > 1:
+            mid = start + (end - start) / 2
+            stack.extend([(mid, end), (start, mid)])
+            continue
+        report.slices += 1
+        say(f"slice {start:%Y-%m-%d %H:%M:%S} – {end:%Y-%m-%d %H:%M:%S}: {first.total} orders")
+        page, page_no = first, 1
+        while True:
+            for snap in page.items:
+                _count(report, order_sync(shop=shop, snapshot=snap, source="backfill"))
+            if page_no * size >= page.total or not page.items:
+                break
+            page_no += 1
+            page = adapter.list_orders(start=start, end=end, page_no=page_no, page_size=size)
+    return report
+
+
+def _count(report: BackfillReport, result: SyncResult) -> None:
+    report.seen += 1
+    report.created += result.created
+    report.changed += bool(result.applied)
+    report.anomalies += result.outcome == "anomaly"
+
+
+# --- sandbox platform ------------------------------------------------------------------------------
+
+
+def sandbox_order_simulate(*, shop: Shop, item_id: str, quantity: int = 1, amount_fen: int = 100,
+                           status: str = S.PAID, order_no: str | None = None):
+    """Play the platform for a sandbox shop: create or move an order there and deliver its message to our
+    inbox, exactly as a real push would arrive. Returns the inbox event."""
+    import json
+    import secrets
+
+    from common.inbox import nudge
+
+    from .models import OrderInboxEvent, SandboxOrder
+    from .tasks import process_order_event
+
+    if not shop.is_sandbox:
+        raise OrderError("只有沙箱店铺可以模拟订单")
+    now = timezone.now()
+    order_no = order_no or f"SBX{now:%Y%m%d%H%M%S}{secrets.randbelow(10**6):06d}"
+    product = Product.objects.filter(shop=shop, item_id=item_id).first()
+    with transaction.atomic():
+        SandboxOrder.objects.update_or_create(
+            shop=shop, order_no=order_no,
+            defaults={"status": status, "item_id": item_id, "title": product.title if product else item_id,
+                      "quantity": quantity, "amount_fen": amount_fen, "modified_at": now})
+        body = {"order_no": order_no, "status": status, "modified_at": now.isoformat()}
+        event = OrderInboxEvent.objects.create(
+            source="sandbox", key=f"sandbox:{order_no}:{status}:{now.timestamp()}", topic="order", shop=shop,
+            platform_order_id=order_no, body=json.dumps(body))
+        transaction.on_commit(lambda: nudge(process_order_event, event.pk))
+    return event
