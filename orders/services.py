@@ -138,7 +138,7 @@ def _after(order: Order, *, before: str, automate: bool) -> None:
 
 
 def order_lock(order_id: int) -> Order:
-    return Order.objects.select_for_update().select_related("shop", "product").get(pk=order_id)
+    return Order.objects.select_for_update(of=("self",)).select_related("shop", "product").get(pk=order_id)
 
 
 def order_release(*, order: Order, actor: str = Actor.SYSTEM, user=None, message: str = "") -> Order:
@@ -189,7 +189,7 @@ def order_sync(*, shop: Shop, snapshot: OrderSnapshot, event_at: datetime | None
     is recorded as an anomaly (event + flag), never raised."""
     target = target_status or snapshot.target_status
     event_at = event_at or snapshot.updated_at or timezone.now()
-    order = (Order.objects.select_for_update().select_related("shop", "product")
+    order = (Order.objects.select_for_update(of=("self",)).select_related("shop", "product")
              .filter(shop=shop, platform_order_id=snapshot.platform_order_id).first())
     created = order is None
     if created:
