@@ -16,6 +16,7 @@ urlpatterns = [
     path("webhooks/goofish/", order_webhooks.goofish, name="webhook-goofish"),
     path("", include("shipping.urls")),
     path("healthz/", healthz, name="healthz"),
+    path("api/v1/", include("orders.api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
 ]
 
