@@ -106,6 +106,8 @@ def receive(request: HttpRequest, *, model: type[InboxEvent], source: str,
             )
             transaction.on_commit(lambda: nudge(task, event.pk))
     except IntegrityError:
+        if not model.objects.filter(source=source, key=verdict.key[:191]).exists():
+            raise  # not a duplicate: a real error, let it surface as a 500 so the platform retries
         log.info("webhook %s duplicate %s", source, verdict.key)
     return success()
 

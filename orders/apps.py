@@ -15,3 +15,12 @@ class OrdersConfig(AppConfig):
         from .services import order_event_handle
 
         register_inbox(OrderInboxEvent, order_event_handle)
+
+        from django.db.models.signals import post_delete, post_save
+
+        from accounts.models import Shop
+
+        from .webhooks import shop_cache_clear
+
+        post_save.connect(shop_cache_clear, sender=Shop, dispatch_uid="orders.shop_cache_clear")
+        post_delete.connect(shop_cache_clear, sender=Shop, dispatch_uid="orders.shop_cache_clear_del")

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
-from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
 
 from accounts.models import BuyerIdentity, Shop
 from common.fields import EncryptedJSONField
@@ -172,7 +172,7 @@ class Order(ConcurrentTransitionMixin, models.Model):
     def refund(self):
         pass
 
-    @transition(field=status, source=S.REFUNDING, target=REFUNDABLE_STATES)
+    @transition(field=status, source=S.REFUNDING, target=RETURN_VALUE(*REFUNDABLE_STATES))
     def end_refund(self):
         """Refund closed or refused: back where the order was."""
         return self.status_before_refund or S.PAID

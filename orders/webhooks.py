@@ -31,6 +31,11 @@ def _shop(platform: str, app_key: str) -> Shop | None:
     return shop
 
 
+def shop_cache_clear(**kwargs) -> None:
+    """Connected to Shop saves and deletes (orders.apps): a changed secret applies at once."""
+    _SHOP_CACHE.clear()
+
+
 def _verify(platform: str, app_key_param: str, params: dict[str, str], body: bytes) -> Verdict:
     app_key = params.get(app_key_param, "")
     if not app_key or not params.get("sign"):
