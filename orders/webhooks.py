@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from urllib.parse import parse_qsl
 
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -75,7 +76,8 @@ def goofish(request):
     """Open-platform (TOP) messages relayed over HTTP, TOP-signed; parameters in the form and/or query."""
 
     def verify(req, body):
-        params = {**req.GET.dict(), **req.POST.dict()}
+        # Parsed from the raw bytes (application/x-www-form-urlencoded), exactly as the worker will.
+        params = {**req.GET.dict(), **dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))}
         return _verify(Platform.GOOFISH, "app_key", params, body)
 
     return receive(request, model=OrderInboxEvent, source=Platform.GOOFISH, task=process_order_event,

@@ -1,0 +1,129 @@
+"""A fake TOP gateway for the Xianyu open platform: checks app_key, session, the ±10 minute timestamp and
+the signature for md5 / hmac / hmac-sha256 (written here from the protocol text, independently of the
+adapter), and answers order.query / order.ship / order.close with TOP's envelopes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+
+from .server import FakePlatform, Request, Response
+
+CST = timezone(timedelta(hours=8))
+
+
+def sign(params: dict, secret: str, method: str) -> str:
+    text = ""
+    for name in sorted(params):
+        if name != "sign":
+            text += name + str(params[name])
+    if method == "md5":
+        return hashlib.md5((secret + text + secret).encode()).hexdigest().upper()  # noqa: S324
+    algo = {"hmac": hashlib.md5, "hmac-sha256": hashlib.sha256}[method]
+    return hmac.new(secret.encode(), text.encode(), algo).hexdigest().upper()
+
+
+def now_cst() -> str:
+    return datetime.now(CST).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def signed_relay(app_key: str, secret: str, topic: str, message: dict, msg_id: str | None = None,
+                 sign_method: str = "hmac-sha256", timestamp: str | None = None) -> dict:
+    params = {"app_key": app_key, "timestamp": timestamp or now_cst(), "sign_method": sign_method, "topic": topic,
+              "message": json.dumps(message, separators=(",", ":"))}
+    if msg_id:
+        params["msg_id"] = msg_id
+    params["sign"] = sign(params, secret, sign_method)
+    return params
+
+
+def _err(code, msg, sub_code="", sub_msg=""):
+    return Response(200, {"error_response": {"code": code, "msg": msg, "sub_code": sub_code, "sub_msg": sub_msg,
+                                             "request_id": "fake"}})
+
+
+class FakeGoofish(FakePlatform):
+    def __init__(self):
+        super().__init__()
+        self.apps: dict[str, str] = {}       # app_key -> secret
+        self.sessions: set[str] = set()
+        self.orders: dict[str, dict] = {}
+        self.ship_calls: Counter[str] = Counter()
+        self._fail: list[int] = []
+        self._delay: list[float] = []
+
+    def add_order(self, oid: str, *, status: int = 2, item_id: str = "item-1", quantity: int = 1,
+                  payment_fen: int = 100) -> dict:
+        t = int(time.time() * 1000)
+        order = {"biz_order_id": oid, "order_status": status, "buy_amount": quantity, "buyer_nick": "买家",
+                 "encryption_buyer_id": f"eb-{oid}", "create_time": t - 60000, "pay_time": t - 30000,
+                 "item": {"item_id": item_id, "title": "测试商品", "price": payment_fen}, "payment": payment_fen,
+                 "post_fee": 0, "sku": "", "buyer_address": {"name": "李四", "phone": "13900139000", "prov": "浙江",
+                                                              "city": "杭州", "area": "西湖", "address": "某路 1 号"},
+                 "logistics": {}}
+        self.orders[oid] = order
+        return order
+
+    def fail_next(self, n=1, status=500):
+        self._fail.extend([status] * n)
+
+    def delay_next(self, n=1, seconds=2.0):
+        self._delay.extend([seconds] * n)
+
+    def handle(self, req: Request) -> Response | None:
+        with self.lock:
+            fail = self._fail.pop(0) if self._fail else None
+            delay = self._delay.pop(0) if self._delay else None
+        if delay:
+            time.sleep(delay)
+        if fail:
+            return Response(fail, "gateway error")
+        p = {**req.query, **req.form()}
+        secret = self.apps.get(p.get("app_key", ""))
+        if secret is None:
+            return _err(29, "Invalid app Key", "isv.appkey-not-exists")
+        try:
+            sent = datetime.strptime(p.get("timestamp", ""), "%Y-%m-%d %H:%M:%S").replace(tzinfo=CST)
+        except ValueError:
+            return _err(31, "Invalid timestamp")
+        if abs(datetime.now(CST) - sent) > timedelta(minutes=10):
+            return _err(31, "Invalid timestamp")
+        method = p.get("sign_method", "md5")
+        if method not in ("md5", "hmac", "hmac-sha256") or p.get("sign") != sign(p, secret, method):
+            return _err(25, "Invalid signature", "isv.invalid-signature")
+        if p.get("session") not in self.sessions:
+            return _err(27, "Invalid session", "isv.invalid-session")
+        name = p.get("method")
+        if name == "alibaba.idle.isv.order.query":
+            oid = json.loads(p.get("param_appraise_isv_order_query") or "{}").get("biz_order_id")
+            order = self.orders.get(str(oid))
+            if order is None:
+                return Response(200, {"result": {"success": False, "msg": "not found"}})
+            return Response(200, {"result": {"success": True, "module": order}})
+        if name == "alibaba.idle.isv.order.ship":
+            oid = p.get("biz_order_id", "")
+            with self.lock:
+                order = self.orders.get(oid)
+                self.ship_calls[oid] += 1
+                if order is None or not p.get("ship_mail_no"):
+                    return Response(200, {"result": {"result_success": False, "result_err_code": "PARAM",
+                                                     "result_err_msg": "bad parameters"}})
+                if order["order_status"] != 2:
+                    return Response(200, {"result": {"result_success": False, "result_err_code": "STATUS",
+                                                     "result_err_msg": "order cannot be shipped"}})
+                order.update(order_status=3, ship_time=int(time.time() * 1000),
+                             logistics={"express_no": p["ship_mail_no"],
+                                        "express_comp_name": p.get("logistics_company", "")})
+            return Response(200, {"result": {"result_success": True}})
+        if name == "alibaba.idle.isv.order.close":
+            dto = json.loads(p.get("isv_appraise_isv_order_close_dto") or "{}")
+            order = self.orders.get(str(dto.get("biz_order_id")))
+            if order is None or not dto.get("close_reason"):
+                return _err(40, "Missing required arguments", "isv.missing-parameter")
+            order.update(order_status=6, end_time=int(time.time() * 1000))
+            return Response(200, {"result": {"data": True}})
+        return _err(22, "Invalid method", "isv.invalid-method")
