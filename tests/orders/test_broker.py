@@ -20,8 +20,6 @@ QUEUE = "xianyu-test-ingest"
 
 def _reset_pool():
     """Drop cached broker connections so the next publish uses the current broker_url."""
-    if app._pool is not None:
-        app._pool.force_close_all()
     app._pool = None
     app.amqp._producer_pool = None
 
