@@ -1,48 +1,74 @@
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import RelatedFieldListFilter
 from django.shortcuts import render
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from common.admin_mixins import InboxEventAdmin, ReadOnlyAdminMixin, can_view_pii
-from common.fields import mask
-from common.http import PlatformError
+from accounts.admin import sandbox_badge
+from common.admin_mixins import (
+    FieldLabelsMixin,
+    InboxEventAdmin,
+    PIIMaskMixin,
+    ReadOnlyAdminMixin,
+    pretty_json,
+    titled_filter,
+)
 
-from .models import Order, OrderEvent, OrderInboxEvent, Product, SandboxCall, SandboxOrder, StockMovement
-from .services import OrderError, order_refresh, stock_adjust
+from .models import (
+    Order,
+    OrderEvent,
+    OrderInboxEvent,
+    OrderStatus,
+    Product,
+    SandboxCall,
+    SandboxOrder,
+    StockMovement,
+)
 
-STATUS_COLORS = {"pending_payment": "#999", "paid": "#337ab7", "awaiting_kyc": "#8e44ad", "ready_to_ship": "#e67e22",
-                 "shipped": "#27ae60", "completed": "#2c3e50", "closed": "#7f8c8d", "refunding": "#c0392b",
-                 "refunded": "#c0392b"}
+S = OrderStatus
+STATUS_COLORS = {
+    S.PENDING_PAYMENT: "#999999", S.PAID: "#337ab7", S.AWAITING_KYC: "#8e44ad", S.READY_TO_SHIP: "#e67e22",
+    S.SHIPPED: "#27ae60", S.COMPLETED: "#2c3e50", S.CLOSED: "#7f8c8d", S.REFUNDING: "#c0392b",
+    S.REFUNDED: "#a93226",
+}
+SANDBOX_NOTE = _("沙箱：本地模拟平台的数据，用于试运行商品规则，不是真实平台订单。")
+REFRESH_LIMIT = 100
 
 
 class StockAdjustForm(forms.Form):
-    change = forms.IntegerField(label=_("数量变化（补货为正，扣减为负）"))
+    change = forms.IntegerField(label=_("数量变化（补货填正数，扣减填负数）"))
     note = forms.CharField(label=_("备注"), required=False, max_length=200)
+
+    def clean_change(self):
+        value = self.cleaned_data["change"]
+        if value == 0:
+            raise forms.ValidationError(_("数量变化不能为 0"))
+        return value
 
 
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
     list_display = ("title", "item_id", "shop", "kind", "auto_ship", "needs_kyc", "stock_shown", "delay_window",
                     "is_active")
+    list_display_links = ("title",)
     list_filter = ("shop", "kind", "auto_ship", "needs_kyc", "is_active")
     list_editable = ("auto_ship", "is_active")
-    search_fields = ("title", "item_id")
+    search_fields = ("title", "=item_id")
     list_select_related = ("shop",)
-    readonly_fields = ("stock", "created_at", "updated_at")
     actions = ["adjust_stock"]
     fieldsets = (
         (None, {"fields": ("shop", "item_id", "title", "kind", "is_active")}),
-        (_("发货规则"), {"fields": ("auto_ship", "ship_delay_min", "ship_delay_max", "logistics_company",
+        (_("发货规则"), {"fields": ("auto_ship", ("ship_delay_min", "ship_delay_max"), "logistics_company",
                                    "express_code", "delivery_template", "needs_kyc")}),
         (_("库存"), {"fields": ("stock", "low_stock_threshold"),
-                     "description": _("库存只能通过“调整库存”操作修改，每次修改都有记录。")}),
-        (None, {"fields": ("created_at", "updated_at")}),
+                     "description": _("新建后库存只能通过列表页的“调整库存”操作修改，每次修改都有库存变动记录。")}),
+        (_("记录"), {"fields": ("created_at", "updated_at")}),
     )
 
     def get_readonly_fields(self, request, obj=None):
         # A new product starts with the stock given here; later changes go through stock movements.
-        return ("created_at", "updated_at") if obj is None else self.readonly_fields
+        return ("created_at", "updated_at") if obj is None else ("stock", "created_at", "updated_at")
 
     @admin.display(description=_("库存"), ordering="stock")
     def stock_shown(self, obj):
@@ -54,29 +80,37 @@ class ProductAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("发货延时（分钟）"))
     def delay_window(self, obj):
+        if obj.ship_delay_min == obj.ship_delay_max:
+            return str(obj.ship_delay_min)
         return f"{obj.ship_delay_min}–{obj.ship_delay_max}"
 
-    @admin.action(description=_("调整库存"))
+    @admin.action(description=_("调整库存"), permissions=["change"])
     def adjust_stock(self, request, queryset):
+        from .services import OrderError, stock_adjust
+
         if "apply" in request.POST:
             form = StockAdjustForm(request.POST)
             if form.is_valid():
-                ok = 0
+                change, note = form.cleaned_data["change"], form.cleaned_data["note"]
+                reason = StockMovement.Reason.RESTOCK if change > 0 else StockMovement.Reason.ADJUST
+                done = 0
                 for product in queryset:
                     try:
-                        stock_adjust(product=product, change=form.cleaned_data["change"], reason="adjust",
-                                     user=request.user, note=form.cleaned_data["note"])
-                        ok += 1
+                        stock_adjust(product=product, change=change, reason=reason, user=request.user, note=note)
+                        done += 1
                     except OrderError as exc:
                         self.message_user(request, str(exc), messages.ERROR)
-                if ok:
-                    self.message_user(request, f"已调整 {ok} 个商品的库存", messages.SUCCESS)
+                if done:
+                    self.message_user(request, _("已调整 %(n)d 个商品的库存。") % {"n": done}, messages.SUCCESS)
                 return None
+            for error in form.errors.get("change", []):
+                self.message_user(request, error, messages.ERROR)
         else:
             form = StockAdjustForm()
-        return render(request, "admin/orders/stock_adjust.html",
-                      {**self.admin_site.each_context(request), "form": form, "products": queryset,
-                       "title": _("调整库存"), "opts": self.model._meta})
+        return render(request, "admin/orders/stock_adjust.html", {
+            **self.admin_site.each_context(request), "form": form, "products": queryset, "title": _("调整库存"),
+            "opts": self.model._meta,
+        })
 
 
 @admin.register(StockMovement)
@@ -84,17 +118,36 @@ class StockMovementAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("created_at", "product", "reason", "change", "remaining", "order", "user", "note")
     list_filter = ("reason",)
     list_select_related = ("product", "order", "user")
-    search_fields = ("product__title", "order__platform_order_id")
+    search_fields = ("product__title", "=product__item_id", "=order__platform_order_id")
     date_hierarchy = "created_at"
+    show_full_result_count = False
 
 
-class OrderEventInline(admin.TabularInline):
+class EventStatusLabels:
+    """Show an event's from/to states by their Chinese labels."""
+
+    @admin.display(description=_("原状态"), ordering="from_status")
+    def from_label(self, obj):
+        return S(obj.from_status).label if obj.from_status in S.values else obj.from_status
+
+    @admin.display(description=_("新状态"), ordering="to_status")
+    def to_label(self, obj):
+        return S(obj.to_status).label if obj.to_status in S.values else obj.to_status
+
+
+class OrderEventInline(EventStatusLabels, admin.TabularInline):
+    """The order's append-only log, read-only."""
+
     model = OrderEvent
     extra = 0
     can_delete = False
-    fields = ("created_at", "kind", "from_status", "to_status", "actor", "user", "message")
+    fields = ("created_at", "kind", "from_label", "to_label", "actor", "user", "message")
     readonly_fields = fields
     ordering = ("created_at", "id")
+    show_change_link = False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("user")
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -102,93 +155,166 @@ class OrderEventInline(admin.TabularInline):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+def status_badge(obj):
+    return format_html('<span style="color:#fff;background:{};padding:1px 6px;border-radius:3px">{}</span>',
+                       STATUS_COLORS.get(obj.status, "#999999"), obj.get_status_display())
+
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
-    list_display = ("platform_order_id", "shop", "item_title", "quantity", "amount", "status_badge", "has_anomaly",
-                    "paid_at", "created_at")
-    list_filter = ("status", "has_anomaly", "shop__platform", "shop")
+class OrderAdmin(PIIMaskMixin, admin.ModelAdmin):
+    """Orders come from platforms and move only through services (the status is FSM-protected): nothing
+    is edited here; staff act through actions."""
+
+    pii_fields = ("receiver",)
+    list_display = ("platform_order_id", "shop", "item_title", "quantity", "amount", "status_colored",
+                    "has_anomaly", "paid_at", "created_at")
+    list_filter = ("status", "shop", "has_anomaly", "shop__platform")
     search_fields = ("=platform_order_id", "item_title")
     date_hierarchy = "created_at"
     list_select_related = ("shop",)
     show_full_result_count = False
+    list_per_page = 50
     inlines = [OrderEventInline]
     actions = ["refresh_from_platform"]
-    base_fields = ("shop", "platform_order_id", "status", "platform_status", "platform_event_at", "has_anomaly",
-                   "buyer", "product", "item_id", "item_title", "sku", "quantity", "amount", "paid_at", "shipped_at",
-                   "closed_at", "created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("shop", "platform_order_id", "status_colored", "platform_status", "platform_event_at",
+                           "has_anomaly")}),
+        (_("商品与金额"), {"fields": ("product", "item_id", "item_title", "sku", "quantity", "amount")}),
+        (_("买家"), {"fields": ("buyer", "receiver")}),
+        (_("时间"), {"fields": ("paid_at", "shipped_at", "closed_at", "created_at", "updated_at")}),
+    )
+
+    readonly_fields = tuple(name for _title, opts in fieldsets for name in opts["fields"])
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("shop")
 
     def has_add_permission(self, request):
         return False  # orders come from platforms
 
-    def get_fields(self, request, obj=None):
-        if not hasattr(request, "_receiver_col"):  # one callable per request (admin instances are shared)
-            pii = can_view_pii(request)
-
-            def receiver(order):
-                data = order.receiver or {}
-                text = " ".join(str(data.get(k, "")) for k in ("name", "phone", "prov", "city", "area", "town",
-                                                               "address")).strip()
-                return text if pii else mask(text, keep=1)
-
-            receiver.short_description = _("收货信息")
-            request._receiver_col = receiver
-        return (*self.base_fields, request._receiver_col)
-
-    def get_readonly_fields(self, request, obj=None):
-        return self.get_fields(request, obj)
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # Every field is read-only: no save buttons (staff act through the list's actions).
+        extra = {"show_save": False, "show_save_and_continue": False, **(extra_context or {})}
+        return super().changeform_view(request, object_id, form_url, extra)
 
     @admin.display(description=_("状态"), ordering="status")
-    def status_badge(self, obj):
-        return format_html('<span style="color:#fff;background:{};padding:2px 6px;border-radius:3px">{}</span>',
-                           STATUS_COLORS.get(obj.status, "#999"), obj.get_status_display())
+    def status_colored(self, obj):
+        return status_badge(obj)
 
-    @admin.action(description=_("从平台同步"))
+    @admin.action(description=_("从平台同步"), permissions=["change"])
     def refresh_from_platform(self, request, queryset):
-        done = 0
-        for order in queryset.select_related("shop")[:200]:
+        try:
+            from .services import order_refresh
+        except ImportError:
+            self.message_user(request, _("同步功能尚未提供（orders.services.order_refresh）。"), messages.ERROR)
+            return
+        done = failed = 0
+        for order in queryset.select_related("shop")[:REFRESH_LIMIT]:
             try:
-                order_refresh(order=order, user=request.user)
-                done += 1
-            except (PlatformError, OrderError) as exc:
-                self.message_user(request, f"{order.platform_order_id}: {exc}", messages.ERROR)
+                result = order_refresh(order=order, user=request.user)
+            except Exception as exc:  # a platform failure is shown to staff, never a 500 (DESIGN.md §4.5)
+                failed += 1
+                self.message_user(request, _("%(order)s 同步失败：%(error)s") % {"order": order.platform_order_id,
+                                                                              "error": exc}, messages.ERROR)
+                continue
+            done += 1
+            if getattr(result, "outcome", "") == "anomaly":
+                self.message_user(request, _("%(order)s 平台状态无法到达，已记录异常。") % {
+                    "order": order.platform_order_id}, messages.WARNING)
         if done:
-            self.message_user(request, f"已同步 {done} 个订单", messages.SUCCESS)
+            self.message_user(request, _("已同步 %(n)d 个订单。") % {"n": done}, messages.SUCCESS)
+        if queryset.count() > REFRESH_LIMIT:
+            self.message_user(request, _("一次最多同步 %(n)d 个订单。") % {"n": REFRESH_LIMIT}, messages.WARNING)
 
 
 @admin.register(OrderEvent)
-class OrderEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("created_at", "order", "kind", "from_status", "to_status", "actor", "user", "message")
+class OrderEventAdmin(EventStatusLabels, ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("created_at", "order", "kind", "from_label", "to_label", "actor", "user", "message")
     list_filter = ("kind", "actor", "to_status")
     list_select_related = ("order", "user")
     search_fields = ("=order__platform_order_id",)
     date_hierarchy = "created_at"
     show_full_result_count = False
+    fields = ("order", "kind", "from_label", "to_label", "actor", "user", "message", "data_pretty", "created_at")
+    readonly_fields = fields
+
+    @admin.display(description=_("数据"))
+    def data_pretty(self, obj):
+        return pretty_json(obj.data or {})
 
 
 @admin.register(OrderInboxEvent)
 class OrderInboxEventAdmin(InboxEventAdmin):
+    replay_task = "orders.tasks.process_order_event"
     list_display = (*InboxEventAdmin.list_display, "shop", "platform_order_id")
-    search_fields = ("key", "=platform_order_id")
+    list_filter = (*InboxEventAdmin.list_filter, "shop")
+    search_fields = ("=key", "=platform_order_id")
     list_select_related = ("shop",)
 
 
-@admin.register(SandboxOrder)
-class SandboxOrderAdmin(admin.ModelAdmin):
-    list_display = ("sandbox", "order_no", "shop", "status", "item_id", "quantity", "amount_fen", "waybill_no",
-                    "modified_at")
-    list_filter = ("status", "shop")
-    search_fields = ("order_no",)
+class SandboxAdminMixin(FieldLabelsMixin):
+    """Sandbox models: a badge in every row and a note on every page."""
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {"subtitle": SANDBOX_NOTE, **(extra_context or {})})
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        return super().changeform_view(request, object_id, form_url, {"subtitle": SANDBOX_NOTE,
+                                                                      **(extra_context or {})})
 
     @admin.display(description=_("沙箱"))
     def sandbox(self, obj):
-        return format_html('<span style="background:#f0ad4e;color:#fff;padding:2px 6px;border-radius:3px">沙箱</span>')
+        return sandbox_badge()
+
+
+@admin.register(SandboxOrder)
+class SandboxOrderAdmin(SandboxAdminMixin, admin.ModelAdmin):
+    field_labels = {
+        "shop": _("店铺"), "order_no": _("订单号"), "status": _("平台状态"), "item_id": _("商品 ID"),
+        "title": _("标题"), "quantity": _("数量"), "amount_fen": _("金额（分）"), "buyer_id": _("买家 ID"),
+        "buyer_nick": _("买家昵称"), "waybill_no": _("运单号"), "express_name": _("物流公司"),
+        "modified_at": _("更新时间"),
+    }
+    list_display = ("sandbox", "order_no", "shop", "status", "item_id", "quantity", "amount_fen", "waybill_no",
+                    "modified_at")
+    list_display_links = ("order_no",)
+    list_filter = (("status", titled_filter(_("平台状态"))), ("shop", titled_filter(_("店铺"), RelatedFieldListFilter)))
+    list_select_related = ("shop",)
+    search_fields = ("=order_no",)
+    show_full_result_count = False
+
+    def get_list_display_links(self, request, list_display):
+        return [list_display[1]]  # the order number column (a per-request callable)
 
 
 @admin.register(SandboxCall)
-class SandboxCallAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("created_at", "shop", "method", "params", "response")
-    list_filter = ("method", "shop")
+class SandboxCallAdmin(SandboxAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    field_labels = {"shop": _("店铺")}
+    list_display = ("sandbox", "created_at", "shop", "method", "params_short", "response_short")
+    list_display_links = ("created_at",)
+    list_filter = ("method", ("shop", titled_filter(_("店铺"), RelatedFieldListFilter)))
+    list_select_related = ("shop",)
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    fields = ("created_at", "shop", "method", "params_pretty", "response_pretty")
+    readonly_fields = fields
 
-    def has_change_permission(self, request, obj=None):
-        return request.method == "GET"
+    @admin.display(description=_("参数"))
+    def params_short(self, obj):
+        return str(obj.params)[:120]
+
+    @admin.display(description=_("返回"))
+    def response_short(self, obj):
+        return str(obj.response)[:120]
+
+    @admin.display(description=_("参数"))
+    def params_pretty(self, obj):
+        return pretty_json(obj.params or {})
+
+    @admin.display(description=_("返回"))
+    def response_pretty(self, obj):
+        return pretty_json(obj.response or {})
