@@ -11,7 +11,18 @@ in as well):
     topic (idle_autotrade_OrderStateSync | idle_autotrade_RefundSync),
     message (the TMC content, a JSON string {order_id, order_status, order_sub_status?, x_global_biz_code}),
     msg_id (TMC message id, optional), pub_time (optional, same format as timestamp)
-signed with the TOP signature above over every field except `sign`.
+signed with the TOP signature above over every field except `sign`. Accepted when `app_key` is this shop's,
+`timestamp` is within ±10 minutes of now and the signature matches (constant-time compare). Answer
+`{"result": "success"}`. `key` = "top:" + msg_id, or "top:sha256:" + sha256(topic + message) without one;
+`event_at` = pub_time, else timestamp. Example (hmac-sha256, secret "gs"):
+    app_key=gk&timestamp=2026-01-01+12:00:00&sign_method=hmac-sha256&topic=idle_autotrade_OrderStateSync
+    &message={"order_id":"7001","order_status":2}&msg_id=m1&sign=<HMAC-SHA256 hex, upper case>
+OrderStateSync maps like order.query's order_status; RefundSync maps refund 1,2,3,8 → refunding, 5 → refunded,
+4/6/9/11 (refund ended) → no target (the order's own status decides after a fetch).
+
+Errors: `error_response` raises PlatformError with its code; codes and sub_codes about the app key, signature,
+session or timestamp (11, 24-31, 53, isv.invalid-*, *signature*, *session*) raise ConfigurationError;
+7 (call limit) and isp.* (platform-side) are retryable.
 
 Virtual goods have no tracking number: `ship_mail_no` is the waybill staff entered or else the order id,
 with `logistics_company` "虚拟发货" unless the product names one."""
@@ -23,6 +34,7 @@ import hmac
 import json
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qsl
 
 from django.conf import settings
 from django.utils import timezone
@@ -36,7 +48,9 @@ TOPIC_ORDER = "idle_autotrade_OrderStateSync"
 TOPIC_REFUND = "idle_autotrade_RefundSync"
 PUSH_WINDOW = timedelta(minutes=10)
 # TOP error codes about our credentials or signature (retrying will not help).
-CONFIG_CODES = {11, 25, 26, 27, 28, 29, 53}
+CONFIG_CODES = {11, 24, 25, 26, 27, 28, 29, 30, 31, 53}
+RECEIVER_FIELDS = ("name", "phone", "prov", "city", "area", "town", "address")
+SIGN_METHODS = ("md5", "hmac", "hmac-sha256")
 
 
 def top_sign(params: dict[str, Any], secret: str, sign_method: str = "hmac-sha256") -> str:
@@ -73,6 +87,13 @@ def refund_target_status(refund_status: Any) -> str | None:
     return None  # 4, 6, 9, 11: the refund ended; the order's own status decides
 
 
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def top_time(dt: datetime | None = None) -> str:
     return (dt or timezone.now()).astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -89,6 +110,14 @@ def ms_time(value: Any) -> datetime | None:
     return datetime.fromtimestamp(int(value) / 1000, tz=SHANGHAI)
 
 
+def relay_params(query: dict[str, str], body: bytes) -> dict[str, str]:
+    """A relayed message's parameters: the query string merged with the form body (the body wins)."""
+    params = dict(query)
+    if body:
+        params.update(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+    return params
+
+
 class TopClient(SignedClient):
     platform = "闲鱼开放平台"
 
@@ -99,21 +128,29 @@ class TopClient(SignedClient):
         self.app_key, self.app_secret, self.seller_session, self.sign_method = app_key, app_secret, session, sign_method
 
     def call(self, method: str, **biz: Any) -> dict[str, Any]:
+        if not self.seller_session:
+            raise ConfigurationError(f"{self.platform}: the shop has no session token (seller authorisation)")
         params = {"method": method, "app_key": self.app_key, "sign_method": self.sign_method,
                   "timestamp": top_time(), "format": "json", "v": "2.0", "simplify": "true"}
         if self.seller_session:
             params["session"] = self.seller_session
         for k, v in biz.items():
+            if v is None:
+                continue
             params[k] = json.dumps(v, ensure_ascii=False, separators=(",", ":")) if isinstance(v, (dict, list)) else v
         params["sign"] = top_sign(params, self.app_secret, self.sign_method)
         answer = self.json_of(self.send("POST", self.base_url, data=params), self.platform)
+        if not isinstance(answer, dict):
+            raise PlatformError(f"{method}: unexpected answer", payload=answer, retryable=True, outcome_unknown=True)
         err = answer.get("error_response")
         if err:
-            code, sub = err.get("code"), str(err.get("sub_code") or "")
+            code, sub = _int(err.get("code")), str(err.get("sub_code") or "")
             msg = f"{method}: {err.get('msg')} {sub} {err.get('sub_msg') or ''}".strip()
-            if code in CONFIG_CODES or "signature" in sub or sub.startswith("isv.invalid"):
-                raise ConfigurationError(msg, code=code, payload=err)
-            raise PlatformError(msg, code=code, payload=err, retryable=code == 7 or sub.startswith("isp."))
+            if code in CONFIG_CODES or "signature" in sub or "session" in sub or sub.startswith(
+                    ("isv.invalid-signature", "isv.invalid-app", "isv.appkey", "isv.invalid-session")):
+                raise ConfigurationError(msg, code=err.get("code"), payload=err)
+            raise PlatformError(msg, code=err.get("code"), payload=err,
+                                retryable=code == 7 or sub.startswith("isp."))
         return answer
 
 
@@ -127,11 +164,14 @@ class GoofishAdapter(Adapter):
 
     # inbound -------------------------------------------------------------------------------------
     def verify_push(self, *, query: dict[str, str], body: bytes, headers: dict[str, str]) -> bool:
-        params = dict(query)
-        sign, method = params.get("sign", ""), params.get("sign_method", "")
-        if not sign or method not in ("md5", "hmac", "hmac-sha256"):
+        try:
+            params = relay_params(query, body)
+        except UnicodeDecodeError:
             return False
-        if not hmac.compare_digest(params.get("app_key", ""), self.shop.app_key):
+        sign, method = params.get("sign", ""), params.get("sign_method", "")
+        if not sign or method not in SIGN_METHODS or not self.shop.app_key:
+            return False
+        if not hmac.compare_digest(params.get("app_key", "").encode(), self.shop.app_key.encode()):
             return False
         try:
             sent = parse_top_time(params.get("timestamp"))
@@ -139,25 +179,26 @@ class GoofishAdapter(Adapter):
             return False
         if sent is None or abs(timezone.now() - sent) > PUSH_WINDOW:
             return False
-        return hmac.compare_digest(top_sign(params, self.shop.app_secret, method), sign.upper())
+        return hmac.compare_digest(top_sign(params, self.shop.app_secret, method).encode(), sign.upper().encode())
 
     def parse_push(self, *, query: dict[str, str], body: bytes) -> PushMessage:
-        from urllib.parse import parse_qsl
-
-        params = {**query, **dict(parse_qsl(body.decode(), keep_blank_values=True))}
-        topic, content = params.get("topic", ""), json.loads(params.get("message") or "{}")
+        params = relay_params(query, body)
+        topic, raw_message = params.get("topic", ""), params.get("message") or "{}"
         if topic not in (TOPIC_ORDER, TOPIC_REFUND):
             raise ValueError(f"unknown topic {topic!r}")
+        content = json.loads(raw_message)
+        if not isinstance(content, dict):
+            raise ValueError("message is not a JSON object")
         order_id = str(content.get("order_id") or content.get("biz_order_id") or "")
         status = content.get("order_status")
         key = ("top:" + params["msg_id"]) if params.get("msg_id") else "top:sha256:" + hashlib.sha256(
-            (topic + params.get("message", "")).encode()).hexdigest()
+            (topic + raw_message).encode()).hexdigest()
         refund = topic == TOPIC_REFUND
         return PushMessage(
             key=key, topic="refund" if refund else "order", platform_order_id=order_id,
             event_at=parse_top_time(params.get("pub_time") or params.get("timestamp")),
-            raw_status=str(status), target_status=refund_target_status(status) if refund
-            else goofish_target_status(status),
+            raw_status="" if status is None else str(status),
+            target_status=refund_target_status(status) if refund else goofish_target_status(status),
         )
 
     # outbound ------------------------------------------------------------------------------------
@@ -182,8 +223,12 @@ class GoofishAdapter(Adapter):
         return ShipResult(ok=True, message="ok", raw=answer)
 
     def close(self, platform_order_id: str, reason: str) -> None:
-        self.client.call("alibaba.idle.isv.order.close",
-                         isv_appraise_isv_order_close_dto={"biz_order_id": platform_order_id, "close_reason": reason})
+        answer = self.client.call(
+            "alibaba.idle.isv.order.close",
+            isv_appraise_isv_order_close_dto={"biz_order_id": platform_order_id, "close_reason": reason or "卖家关闭"})
+        result = answer.get("result") if isinstance(answer.get("result"), dict) else answer
+        if result.get("data") in (False, "false"):
+            raise PlatformError(f"order.close {platform_order_id}: refused", payload=answer)
 
     @staticmethod
     def snapshot(m: dict[str, Any]) -> OrderSnapshot:
@@ -204,7 +249,7 @@ class GoofishAdapter(Adapter):
             sku=sku[:255],
             quantity=int(m.get("buy_amount") or 1),
             amount=fen_to_yuan(m.get("payment")),
-            receiver={k: str(v) for k, v in addr.items() if v},
+            receiver={k: str(addr[k]) for k in RECEIVER_FIELDS if addr.get(k)},
             paid_at=ms_time(m.get("pay_time")),
             shipped_at=ms_time(m.get("ship_time")),
             closed_at=ms_time(m.get("end_time")) if goofish_target_status(status) in ("closed", "refunded") else None,

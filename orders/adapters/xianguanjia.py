@@ -4,7 +4,16 @@ Every call: `POST {base}{path}?appid=&timestamp=&sign=` with a JSON body, where
 `sign = md5("{appKey},{md5(body)},{timestamp},{appSecret}")` in lowercase hex over the exact body bytes
 sent. Answers are `{"code": 0, "msg": "OK", "data": …}`; amounts are in fen.
 
-Virtual goods have no tracking number: shipping one sends `express_code="other"`, the product's express
+Errors: an envelope `code` ≠ 0 raises PlatformError carrying the code (not retryable: the platform
+answered); codes or messages about the appid, signature or timestamp raise ConfigurationError. Transport
+failures, 5xx and 429 come from `SignedClient.send` (retryable; `outcome_unknown` where the call may have
+reached the platform).
+
+Push (订单推送通知): `appid`, `timestamp`, `sign` in the query, signed like a call over the raw body; accepted
+when the appid is this shop's, the timestamp within ±600 s and the signature equal (constant time).
+`modify_time` may be Unix seconds or "YYYY-MM-DD HH:MM:SS" (Asia/Shanghai); both are read.
+
+Virtual goods have no tracking number: shipping one sends `express_code="other"`, the request's express
 name (default "虚拟发货") and, as `waybill_no`, the waybill staff entered or else the order number itself
 (the platform requires the field; it is never shown as a courier tracking number)."""
 
@@ -29,6 +38,7 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 PUSH_WINDOW_SECONDS = 600
 # Envelope codes that mean our credentials or signature are wrong (retrying will not help).
 CONFIG_CODES = {401, 403, 1001, 1002, 1003}
+CONFIG_WORDS = ("sign", "appid", "app_key", "timestamp", "签名", "时间戳")
 
 
 def md5_hex(data: bytes) -> str:
@@ -59,6 +69,13 @@ def fen_to_yuan(value: Any) -> Decimal:
     return (Decimal(int(value)) / 100).quantize(Decimal("0.01"))
 
 
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def parse_time(value: Any) -> datetime | None:
     """Unix seconds (int or digit string, ms tolerated) or "YYYY-MM-DD HH:MM:SS" in Beijing time."""
     if value in (None, "", 0, "0"):
@@ -87,10 +104,14 @@ class XianguanjiaClient(SignedClient):
         resp = self.send("POST", f"{self.base_url}{path}", params=params, data=body,
                          headers={"Content-Type": "application/json"})
         answer = self.json_of(resp, self.platform)
+        if not isinstance(answer, dict) or "code" not in answer:
+            raise PlatformError(f"{self.platform} {path}: unexpected answer", payload=answer, retryable=True,
+                                outcome_unknown=True)
         code = answer.get("code")
         if code not in (0, "0"):
             msg = f"{self.platform} {path}: {answer.get('msg') or 'error'}"
-            if code in CONFIG_CODES or "sign" in str(answer.get("msg", "")).lower():
+            text = str(answer.get("msg", "")).lower()
+            if _int(code) in CONFIG_CODES or any(w in text for w in CONFIG_WORDS):
                 raise ConfigurationError(msg, code=code, payload=answer)
             raise PlatformError(msg, code=code, payload=answer)
         return answer.get("data")
@@ -108,14 +129,14 @@ class XianguanjiaAdapter(Adapter):
     # inbound -------------------------------------------------------------------------------------
     def verify_push(self, *, query: dict[str, str], body: bytes, headers: dict[str, str]) -> bool:
         appid, ts, sign = query.get("appid", ""), query.get("timestamp", ""), query.get("sign", "")
-        if not (appid and ts and sign) or not ts.isdigit():
+        if not (appid and ts and sign) or not (ts.isascii() and ts.isdigit()) or not self.shop.app_key:
             return False
-        if not hmac.compare_digest(appid, self.shop.app_key):
+        if not hmac.compare_digest(appid.encode(), self.shop.app_key.encode()):
             return False
         if abs(time.time() - int(ts)) > PUSH_WINDOW_SECONDS:
             return False
         expected = xgj_sign(self.shop.app_key, self.shop.app_secret, body, ts)
-        return hmac.compare_digest(expected, sign.lower())
+        return hmac.compare_digest(expected.encode(), sign.lower().encode())
 
     def parse_push(self, *, query: dict[str, str], body: bytes) -> PushMessage:
         data = json.loads(body)
@@ -127,7 +148,7 @@ class XianguanjiaAdapter(Adapter):
         else:
             key = "xgj:sha256:" + hashlib.sha256(body).hexdigest()
         return PushMessage(
-            key=key, topic="refund" if data.get("refund_status") else "order", platform_order_id=order_no,
+            key=key, topic="order", platform_order_id=order_no,
             event_at=parse_time(data.get("modify_time")), raw_status=str(data.get("order_status", "")),
             target_status=xgj_target_status(data.get("order_status"), data.get("refund_status")),
         )

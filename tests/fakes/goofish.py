@@ -1,6 +1,9 @@
 """A fake TOP gateway for the Xianyu open platform: checks app_key, session, the ±10 minute timestamp and
 the signature for md5 / hmac / hmac-sha256 (written here from the protocol text, independently of the
-adapter), and answers order.query / order.ship / order.close with TOP's envelopes."""
+adapter), and answers order.query / order.ship / order.close with TOP's envelopes (simplify=true shape:
+`{"result": …}`; errors `{"error_response": {code, msg, sub_code, sub_msg, request_id}}` with TOP's codes:
+24/25 missing/invalid signature, 26/27 missing/invalid session, 28/29 missing/invalid app key,
+30/31 missing/invalid timestamp). Shipping is allowed from order_status 2 only; closing from 1 or 2."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from .server import FakePlatform, Request, Response
 
 CST = timezone(timedelta(hours=8))
+
 
 
 def sign(params: dict, secret: str, method: str) -> str:
@@ -32,11 +36,14 @@ def now_cst() -> str:
 
 
 def signed_relay(app_key: str, secret: str, topic: str, message: dict, msg_id: str | None = None,
-                 sign_method: str = "hmac-sha256", timestamp: str | None = None) -> dict:
+                 sign_method: str = "hmac-sha256", timestamp: str | None = None, pub_time: str | None = None) -> dict:
+    """A TMC message as our HTTP relay forwards it (form fields, TOP-signed); see orders/adapters/goofish.py."""
     params = {"app_key": app_key, "timestamp": timestamp or now_cst(), "sign_method": sign_method, "topic": topic,
-              "message": json.dumps(message, separators=(",", ":"))}
+              "message": json.dumps(message, ensure_ascii=False, separators=(",", ":"))}
     if msg_id:
         params["msg_id"] = msg_id
+    if pub_time:
+        params["pub_time"] = pub_time
     params["sign"] = sign(params, secret, sign_method)
     return params
 
@@ -53,6 +60,8 @@ class FakeGoofish(FakePlatform):
         self.sessions: set[str] = set()
         self.orders: dict[str, dict] = {}
         self.ship_calls: Counter[str] = Counter()
+        self.close_calls: Counter[str] = Counter()
+        self.method_calls: Counter[str] = Counter()
         self._fail: list[int] = []
         self._delay: list[float] = []
 
@@ -65,7 +74,8 @@ class FakeGoofish(FakePlatform):
                  "post_fee": 0, "sku": "", "buyer_address": {"name": "李四", "phone": "13900139000", "prov": "浙江",
                                                               "city": "杭州", "area": "西湖", "address": "某路 1 号"},
                  "logistics": {}}
-        self.orders[oid] = order
+        with self.lock:
+            self.orders[oid] = order
         return order
 
     def fail_next(self, n=1, status=500):
@@ -84,26 +94,45 @@ class FakeGoofish(FakePlatform):
             return Response(fail, "gateway error")
         p = {**req.query, **req.form()}
         secret = self.apps.get(p.get("app_key", ""))
+        if not p.get("app_key"):
+            return _err(28, "Missing app key")
         if secret is None:
             return _err(29, "Invalid app Key", "isv.appkey-not-exists")
+        if not p.get("timestamp"):
+            return _err(30, "Missing timestamp")
         try:
             sent = datetime.strptime(p.get("timestamp", ""), "%Y-%m-%d %H:%M:%S").replace(tzinfo=CST)
         except ValueError:
             return _err(31, "Invalid timestamp")
         if abs(datetime.now(CST) - sent) > timedelta(minutes=10):
             return _err(31, "Invalid timestamp")
+        if not p.get("sign"):
+            return _err(24, "Missing signature")
         method = p.get("sign_method", "md5")
-        if method not in ("md5", "hmac", "hmac-sha256") or p.get("sign") != sign(p, secret, method):
+        if method not in ("md5", "hmac", "hmac-sha256") or not hmac.compare_digest(
+                p["sign"].encode(), sign(p, secret, method).encode()):
             return _err(25, "Invalid signature", "isv.invalid-signature")
-        if p.get("session") not in self.sessions:
+        if p.get("v") != "2.0":
+            return _err(32 if not p.get("v") else 34, "Invalid version")
+        if p.get("format", "xml") != "json":
+            return _err(23, "Invalid format (this fake speaks json only)")
+        if not p.get("session"):
+            return _err(26, "Missing session")
+        if p["session"] not in self.sessions:
             return _err(27, "Invalid session", "isv.invalid-session")
         name = p.get("method")
+        if not name:
+            return _err(21, "Missing method")
+        with self.lock:
+            self.method_calls[name] += 1
         if name == "alibaba.idle.isv.order.query":
             oid = json.loads(p.get("param_appraise_isv_order_query") or "{}").get("biz_order_id")
-            order = self.orders.get(str(oid))
-            if order is None:
+            with self.lock:
+                order = self.orders.get(str(oid))
+                module = json.loads(json.dumps(order)) if order is not None else None
+            if module is None:
                 return Response(200, {"result": {"success": False, "msg": "not found"}})
-            return Response(200, {"result": {"success": True, "module": order}})
+            return Response(200, {"result": {"success": True, "module": module}})
         if name == "alibaba.idle.isv.order.ship":
             oid = p.get("biz_order_id", "")
             with self.lock:
@@ -121,9 +150,14 @@ class FakeGoofish(FakePlatform):
             return Response(200, {"result": {"result_success": True}})
         if name == "alibaba.idle.isv.order.close":
             dto = json.loads(p.get("isv_appraise_isv_order_close_dto") or "{}")
-            order = self.orders.get(str(dto.get("biz_order_id")))
-            if order is None or not dto.get("close_reason"):
-                return _err(40, "Missing required arguments", "isv.missing-parameter")
-            order.update(order_status=6, end_time=int(time.time() * 1000))
+            with self.lock:
+                order = self.orders.get(str(dto.get("biz_order_id")))
+                if order is None or not dto.get("close_reason"):
+                    return _err(40, "Missing required arguments", "isv.missing-parameter")
+                self.close_calls[order["biz_order_id"]] += 1
+                if order["order_status"] not in (1, 2):
+                    return _err(15, "Remote service error", "isv.order-status-not-allow-close",
+                                "order cannot be closed in its status")
+                order.update(order_status=6, end_time=int(time.time() * 1000))
             return Response(200, {"result": {"data": True}})
         return _err(22, "Invalid method", "isv.invalid-method")

@@ -1,10 +1,16 @@
 """A fake 闲管家 open API. It checks `appid`, the 5-minute `timestamp` window and the md5 signature over
 the exact body bytes the way the platform describes it (implemented here independently of the adapter),
-enforces the list's page size and 10,000-record paging cap, and can be told to fail or stall."""
+enforces the list's page size and 10,000-record paging cap, and can be told to fail or stall.
+
+Credential failures answer HTTP 200 with the platform's envelope, `{"code": 401, "msg": "sign error"}`
+(or "appid error" / "timestamp error"); business errors use other non-zero codes:
+400 bad request, 404 no such order, 3001 status does not allow shipping, 4001 beyond the paging cap."""
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import hmac
 import json
 import time
 from collections import Counter
@@ -13,6 +19,7 @@ from urllib.parse import urlencode
 from .server import FakePlatform, Request, Response
 
 WINDOW = 300
+
 
 
 def _md5(b: bytes) -> str:
@@ -47,6 +54,7 @@ class FakeXianguanjia(FakePlatform):
         self._fail: list[int] = []
         self._delay: list[float] = []
         self._drop_after_ship = 0
+        self._index: list[tuple[int, str]] | None = None
 
     # test controls ---------------------------------------------------------------------------------
     def add_order(self, order_no: str, *, status: int = 12, refund_status: int = 0, item_id: str = "item-1",
@@ -66,6 +74,7 @@ class FakeXianguanjia(FakePlatform):
         }
         with self.lock:
             self.orders[order_no] = order
+            self._index = None
         return order
 
     def bulk_add(self, n: int, start_ts: int, end_ts: int, *, status: int = 22, prefix: str = "9") -> None:
@@ -99,11 +108,13 @@ class FakeXianguanjia(FakePlatform):
         appid, ts, sign = req.query.get("appid"), req.query.get("timestamp", ""), req.query.get("sign", "")
         secret = self.accounts.get(appid or "")
         if secret is None:
-            return Response(200, {"code": 1001, "msg": "appid not found"})
+            return Response(200, {"code": 401, "msg": "appid error"})
         if not ts.isdigit() or abs(time.time() - int(ts)) > WINDOW:
-            return Response(200, {"code": 1003, "msg": "timestamp expired"})
-        if sign != expected_sign(appid, secret, req.body, ts):
-            return Response(200, {"code": 1002, "msg": "sign error"})
+            return Response(200, {"code": 401, "msg": "timestamp error"})
+        if not hmac.compare_digest(sign.encode(), expected_sign(appid, secret, req.body, ts).encode()):
+            return Response(200, {"code": 401, "msg": "sign error"})
+        if not req.headers.get("content-type", "").startswith("application/json"):
+            return Response(200, {"code": 400, "msg": "content-type must be application/json"})
         try:
             body = json.loads(req.body or b"{}")
         except ValueError:
@@ -115,25 +126,39 @@ class FakeXianguanjia(FakePlatform):
 
     def _list(self, body: dict) -> Response:
         page_no, page_size = int(body.get("page_no", 1)), int(body.get("page_size", 20))
-        if page_size > 100:
-            return Response(200, {"code": 400, "msg": "page_size must be <= 100"})
+        if page_size > 100 or page_size < 1 or page_no < 1:
+            return Response(200, {"code": 400, "msg": "page_no >= 1 and 1 <= page_size <= 100"})
         if page_no * page_size > self.paging_cap:
             self.cap_violations += 1
-            return Response(200, {"code": 400, "msg": "paging beyond 10000 records"})
+            return Response(200, {"code": 4001, "msg": "paging beyond 10000 records"})
         start, end = body.get("update_time") or [0, 2**31]
         with self.lock:
-            rows = sorted((o for o in self.orders.values() if start <= o["update_time"] <= end),
-                          key=lambda o: (o["update_time"], o["order_no"]))
-        page = rows[(page_no - 1) * page_size: page_no * page_size]
-        listed = [{k: v for k, v in o.items() if k != "items"} | {"item_id": o["items"][0]["item_id"]} for o in page]
+            # Sorted (update_time, order_no) index, rebuilt only after a change: paging 100,000 orders must
+            # not re-sort them for every page (the backfill benchmark measures us, not the fake).
+            if self._index is None or len(self._index) != len(self.orders):
+                self._index = sorted((o["update_time"], o["order_no"]) for o in self.orders.values())
+            lo = bisect.bisect_left(self._index, (int(start), ""))
+            hi = bisect.bisect_right(self._index, (int(end), "\U0010ffff"))
+            first = lo + (page_no - 1) * page_size
+            keys = self._index[first: min(hi, first + page_size)]
+            page = [self.orders[no] for _, no in keys]
+            listed = [{k: v for k, v in o.items() if k != "items"} | {"item_id": o["items"][0]["item_id"]}
+                      for o in page]
         return Response(200, {"code": 0, "msg": "OK",
-                              "data": {"list": listed, "count": len(rows), "page_no": page_no, "page_size": page_size}})
+                              "data": {"list": listed, "count": hi - lo, "page_no": page_no, "page_size": page_size}})
+
+    def touch(self) -> None:
+        """Call after changing an order's `update_time` directly in `orders` (the list index is rebuilt)."""
+        with self.lock:
+            self._index = None
 
     def _detail(self, body: dict) -> Response:
-        order = self.orders.get(str(body.get("order_no")))
-        if order is None:
+        with self.lock:
+            order = self.orders.get(str(body.get("order_no")))
+            data = json.loads(json.dumps(order)) if order is not None else None
+        if data is None:
             return Response(200, {"code": 404, "msg": "order not found"})
-        return Response(200, {"code": 0, "msg": "OK", "data": order})
+        return Response(200, {"code": 0, "msg": "OK", "data": data})
 
     def _ship(self, body: dict) -> Response:
         missing = [k for k in ("order_no", "waybill_no", "express_code", "express_name") if not body.get(k)]
@@ -149,6 +174,7 @@ class FakeXianguanjia(FakePlatform):
             now = int(time.time())
             order.update(order_status=21, waybill_no=body["waybill_no"], express_code=body["express_code"],
                          express_name=body["express_name"], consign_time=now, update_time=now)
+            self._index = None
             drop = self._drop_after_ship > 0
             if drop:
                 self._drop_after_ship -= 1
