@@ -1,6 +1,20 @@
+from datetime import timedelta
+
 from django.apps import AppConfig
 
 
 class NotificationsConfig(AppConfig):
     name = "notifications"
     verbose_name = "通知"
+    periodic_tasks = {
+        "notifications: sweep deliveries": ("notifications.tasks.sweep_deliveries", timedelta(minutes=1)),
+        "notifications: health alert": ("notifications.tasks.health_alert", timedelta(minutes=5)),
+        "notifications: daily summary": ("notifications.tasks.daily_summary", timedelta(days=1)),
+    }
+
+    def ready(self):
+        from common.inbox import webhook_rejected
+
+        from .services import on_webhook_rejected
+
+        webhook_rejected.connect(on_webhook_rejected, dispatch_uid="notifications.webhook_rejected")

@@ -1,0 +1,97 @@
+"""The catalogue of notification events: key, Chinese label, audience and default template.
+
+Templates use Django template syntax and are rendered as plain text (no HTML escaping). `sample` is the
+context used to validate a staff-edited template override (it must compile and render with it), so it
+lists every variable the callers pass. Callers: keep passing these keys; extra keys are allowed.
+
+Buyer events (audience "buyer") are addressed to one person: the caller passes `recipient=` (a phone number
+or an e-mail address) to `notify()`, which is stored encrypted; only SMS, e-mail and webhook channels may
+subscribe to them (a buyer's link must never land in a staff chat group).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+STAFF = "staff"
+BUYER = "buyer"
+
+
+@dataclass(frozen=True)
+class Event:
+    key: str
+    label: str
+    subject: str
+    body: str
+    audience: str = STAFF
+    sample: dict = field(default_factory=dict)
+
+
+_SHOP = {"shop": "示例店铺"}
+
+EVENTS: dict[str, Event] = {e.key: e for e in [
+    Event("order.paid", "订单已付款", "订单 {{ order }} 已付款",
+          "订单 {{ order }} 已付款：{{ item }} × {{ quantity }}，金额 {{ amount }} 元。",
+          sample={**_SHOP, "order": "3001", "item": "激活码", "quantity": 1, "amount": "19.99"}),
+    Event("shipment.manual_needed", "需要人工发货", "订单 {{ order }} 需要人工发货",
+          "订单 {{ order }}（{{ item }} × {{ quantity }}）需要人工发货。原因：{{ reason }}",
+          sample={**_SHOP, "order": "3001", "shipment_id": 1, "item": "激活码", "quantity": 1,
+                  "reason": "商品设置为人工发货"}),
+    Event("shipment.failed", "自动发货失败", "订单 {{ order }} 自动发货失败",
+          "订单 {{ order }} 自动发货失败（已尝试 {{ attempts }} 次）：{{ error }}",
+          sample={**_SHOP, "order": "3001", "shipment_id": 1, "attempts": 3, "error": "平台返回 5xx"}),
+    Event("stock.low", "库存不足", "{{ title }} 库存不足",
+          "商品 {{ title }}（{{ item_id }}）库存剩余 {{ remaining }}，低于预警值 {{ threshold }}。",
+          sample={**_SHOP, "product_id": 1, "item_id": "item-1", "title": "激活码", "remaining": 3,
+                  "threshold": 5, "order": "3001"}),
+    Event("stock.out", "库存售罄", "{{ title }} 已无库存",
+          "商品 {{ title }}（{{ item_id }}）已无库存{% if order %}，订单 {{ order }} 无法自动发货{% endif %}。"
+          "{% if reason %}原因：{{ reason }}{% endif %}",
+          sample={**_SHOP, "product_id": 1, "item_id": "item-1", "title": "激活码", "remaining": 0,
+                  "order": "3001", "quantity": 1, "reason": "已售罄"}),
+    Event("kyc.link_ready", "实名认证链接（买家）", "请完成实名认证",
+          "您好，您购买的商品需要完成实名认证后发货，请在 {{ expires }} 前打开链接完成认证：{{ url }}",
+          audience=BUYER, sample={**_SHOP, "order": "3001", "url": "https://example.com/verify/abc/",
+                                  "expires": "2026-01-01 12:00"}),
+    Event("kyc.rejected", "实名认证未通过", "订单 {{ order }} 实名认证未通过",
+          "订单 {{ order }} 的买家实名认证未通过：{{ reason }}",
+          sample={**_SHOP, "order": "3001", "reason": "证件不清晰", "final": True}),
+    Event("kyc.link_expired", "实名认证链接已过期", "订单 {{ order }} 认证链接已过期",
+          "订单 {{ order }} 的实名认证链接已过期，买家未完成认证。",
+          sample={**_SHOP, "order": "3001"}),
+    Event("merchant.status_changed", "商户进件状态变更", "商户 {{ merchant }} 状态变更",
+          "商户 {{ merchant }} 的进件状态由 {{ old_status }} 变为 {{ new_status }}。{{ note }}",
+          sample={"merchant": "示例商户", "old_status": "审核中", "new_status": "已通过", "note": ""}),
+    Event("merchant.audit_overdue", "商户审核超时", "商户 {{ merchant }} 审核超时",
+          "商户 {{ merchant }} 已提交 {{ days }} 天仍未审核完成，请跟进。",
+          sample={"merchant": "示例商户", "days": 3}),
+    Event("security.webhook_rejected", "回调被拒绝（安全告警）", "安全告警：{{ source }} 回调被拒绝",
+          "来源 {{ source }} 的回调被拒绝 {{ count }} 次（自上次告警以来）。最近一次：{{ reason }}，"
+          "来自 {{ remote_addr }}。",
+          sample={"source": "xianguanjia", "reason": "签名错误", "remote_addr": "203.0.113.7", "count": 3}),
+    Event("health.alert", "系统健康告警", "系统健康告警",
+          "以下检查未通过：{{ failing }}。{% for name, detail in details.items %}\n{{ name }}：{{ detail }}"
+          "{% endfor %}",
+          sample={"failing": "worker, inbox_backlog", "details": {"worker": "最近心跳：无",
+                                                                  "inbox_backlog": "积压 120 条"}}),
+    Event("summary.daily", "每日汇总", "每日汇总 {{ since }} 至 {{ until }}",
+          "通知 {{ notifications }} 条，投递成功 {{ sent }} 条，失败 {{ failed }} 条，待确认 {{ unknown }} 条。"
+          "{% for k, v in figures.items %}\n{{ k }}：{{ v }}{% endfor %}",
+          sample={"since": "2026-01-01 00:00", "until": "2026-01-02 00:00", "notifications": 10, "sent": 9,
+                  "failed": 1, "unknown": 0, "figures": {"订单": 5}}),
+    Event("system.test", "测试消息", "测试消息",
+          "这是一条来自 xianyu-ops 的测试消息（渠道：{{ channel }}）。",
+          sample={"channel": "示例渠道"}),
+]}
+
+
+def get_event(key: str) -> Event:
+    try:
+        return EVENTS[key]
+    except KeyError:
+        raise ValueError(f"unknown notification event {key!r}; known events: {', '.join(sorted(EVENTS))}") from None
+
+
+def event_choices() -> list[tuple[str, str]]:
+    """Choices for model fields (a callable, so adding an event needs no migration)."""
+    return [(e.key, e.label) for e in EVENTS.values()]

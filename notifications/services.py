@@ -1,0 +1,326 @@
+"""Notifications: fan-out, delivery with retries and per-channel rate limits, sweeper, alerts, summary.
+
+Durability (DESIGN.md §4): `notify()` writes a Notification and its Delivery rows in the caller's
+transaction and nudges a worker on commit; the rows are the truth. `delivery_send()` locks the delivery and
+its channel, checks state and the channel's per-minute budget, marks the attempt (`sending` with a lease),
+commits, calls the channel, then records the result. The sweeper (every minute) re-dispatches due rows and
+rows whose lease ran out — except SMS, which is not idempotent and goes to `unknown` for staff.
+
+Time: every function reads `django.utils.timezone.now()` at the point of use (tests travel in time by
+patching it), and the sweeper also takes `now=`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from common.http import ConfigurationError, PlatformError, RateLimited
+from common.inbox import backoff, nudge
+
+from .channels import Message, channel_for, get_channel_class
+from .events import get_event
+from .models import AlertGate, Channel, Delivery, Notification, Subscription
+from .rendering import render
+
+log = logging.getLogger(__name__)
+
+S = Delivery.Status
+WINDOW = timedelta(seconds=60)
+LEASE = timedelta(minutes=5)
+WEBHOOK_ALERT_INTERVAL = timedelta(minutes=10)
+HEALTH_ALERT_INTERVAL = timedelta(minutes=30)
+
+
+def max_attempts() -> int:
+    return int(getattr(settings, "NOTIFY_MAX_ATTEMPTS", 8))
+
+
+# --- fan-out --------------------------------------------------------------------------------------------
+
+
+def jsonable(context: dict) -> dict:
+    """The context as stored: Decimal, datetime, date, time, UUID and lazy strings become strings (Django's
+    JSON encoder); anything else that JSON cannot hold (a model instance…) is the caller's bug."""
+    try:
+        return json.loads(json.dumps(context, cls=DjangoJSONEncoder, ensure_ascii=False))
+    except TypeError as exc:
+        raise TypeError(f"notification context must be JSON-serialisable (pass ids and strings): {exc}") from exc
+
+
+def notify(event: str, *, shop=None, recipient: str = "", **context) -> Notification:
+    """Record an event and queue one delivery per subscribed, enabled channel.
+
+    Runs in the caller's transaction; deliveries start once it commits. Always writes the Notification, even
+    when nobody subscribes. `recipient` (phone or e-mail, buyer events) is stored encrypted. Unknown event →
+    ValueError, nothing written."""
+    get_event(event)
+    data = jsonable({"shop": shop.name, **context} if shop is not None else context)
+    now = timezone.now()
+    with transaction.atomic():
+        notification = Notification.objects.create(event=event, shop=shop, context=data, recipient=recipient or "")
+        subs = (Subscription.objects.filter(event=event, enabled=True, channel__enabled=True)
+                .filter(Q(shop__isnull=True) | Q(shop=shop) if shop is not None else Q(shop__isnull=True))
+                .select_related("channel"))
+        channels: dict[int, Channel] = {}
+        for sub in subs:
+            ch = sub.channel
+            if ch.shop_id is not None and shop is not None and ch.shop_id != shop.pk:
+                continue  # a shop's channel never receives another shop's events
+            channels[ch.pk] = ch
+        Delivery.objects.bulk_create(
+            [Delivery(notification=notification, channel=ch, due_at=now) for ch in channels.values()])
+        for pk in notification.deliveries.values_list("pk", flat=True):
+            transaction.on_commit(lambda pk=pk: nudge(deliver_task(), pk))
+    return notification
+
+
+def deliver_task():
+    from .tasks import deliver
+
+    return deliver
+
+
+# --- one delivery --------------------------------------------------------------------------------------
+
+
+def _free_at(channel: Channel, now: datetime) -> datetime | None:
+    """None when the channel may send now; else when its 60-second window frees a slot. A slot is used by
+    every attempt that went out (attempted_at), whatever its result, since the platform counted it too."""
+    limit = channel.rate_limit
+    times = list(Delivery.objects.filter(channel=channel, attempted_at__gt=now - WINDOW)
+                 .order_by("attempted_at").values_list("attempted_at", flat=True))
+    if len(times) < limit:
+        return None
+    return times[len(times) - limit] + WINDOW
+
+
+def delivery_send(*, delivery_id: int) -> str:
+    """Send one delivery if it is due and its channel has budget. Returns the resulting status (or
+    "throttled" / "locked-or-missing")."""
+    now = timezone.now()
+    with transaction.atomic():
+        d = (Delivery.objects.select_for_update(skip_locked=True, of=("self",))
+             .select_related("notification").filter(pk=delivery_id).first())
+        if d is None:
+            return "locked-or-missing"
+        if d.status not in (S.PENDING, S.RETRY_WAIT) or (d.due_at and d.due_at > now):
+            return d.status
+        # The channel row lock serialises the budget check between workers.
+        channel = Channel.objects.select_for_update().get(pk=d.channel_id)
+        if not channel.enabled:
+            _finish(d, S.FAILED, "渠道已停用")
+            return S.FAILED
+        try:
+            sender = channel_for(channel)
+            sender.validate()
+        except (ConfigurationError, ValueError) as exc:
+            _finish(d, S.FAILED, f"配置错误：{exc}")
+            return S.FAILED
+        if not d.text:
+            try:
+                ctx = dict(d.notification.context)
+                if d.notification.shop_id and "shop" not in ctx:
+                    ctx["shop"] = str(d.notification.shop)
+                d.subject, d.text = render(d.notification.event, ctx)
+                d.subject = d.subject[:255]
+            except Exception as exc:
+                _finish(d, S.FAILED, f"模板渲染失败：{exc.__class__.__name__}: {exc}")
+                return S.FAILED
+        free_at = _free_at(channel, now)
+        if free_at is not None:
+            d.status = S.PENDING if d.status == S.PENDING else S.RETRY_WAIT
+            d.due_at = free_at
+            d.save(update_fields=["status", "due_at", "subject", "text", "updated_at"])
+            return "throttled"
+        d.status, d.attempts, d.attempted_at, d.lease_until = S.SENDING, d.attempts + 1, now, now + LEASE
+        d.save(update_fields=["status", "attempts", "attempted_at", "lease_until", "subject", "text", "updated_at"])
+
+    n = d.notification
+    message = Message(event=n.event, subject=d.subject, text=d.text, context=n.context, recipient=n.recipient,
+                      notification_id=n.pk, delivery_id=d.pk, created_at=n.created_at.isoformat(),
+                      shop_id=n.shop_id)
+    try:
+        receipt = sender.send(message)
+    except ConfigurationError as exc:
+        return _record(d, S.FAILED, f"配置错误：{exc}")
+    except PlatformError as exc:
+        return _record_failure(d, sender, exc)
+    except Exception as exc:  # our bug or an unexpected library error
+        log.exception("notification delivery %s crashed", d.pk)
+        return _record_failure(d, sender, PlatformError(f"{exc.__class__.__name__}: {exc}", retryable=True,
+                                                        outcome_unknown=True))
+    return _record(d, S.SENT, "", sent_at=timezone.now(), external_id=(receipt or "")[:128])
+
+
+def _record_failure(d: Delivery, sender, exc: PlatformError) -> str:
+    if exc.outcome_unknown and not sender.idempotent:
+        return _record(d, S.UNKNOWN, f"结果未知，不会自动重发，请在平台控制台核对后手动处理：{exc}")
+    if exc.retryable and d.attempts < max_attempts():
+        wait = backoff(d.attempts)
+        if isinstance(exc, RateLimited):
+            wait = max(wait, sender.rate_limited_pause)
+        return _record(d, S.RETRY_WAIT, str(exc), due_at=timezone.now() + wait)
+    reason = str(exc) if not exc.retryable else f"已尝试 {d.attempts} 次仍失败：{exc}"
+    return _record(d, S.FAILED, reason)
+
+
+def _record(d: Delivery, status: str, error: str, **fields) -> str:
+    """Store an attempt's result unless the row moved on meanwhile (lease expired and re-dispatched)."""
+    fields.setdefault("due_at", None)
+    changed = Delivery.objects.filter(pk=d.pk, status=S.SENDING, attempts=d.attempts).update(
+        status=status, last_error=error[:4000], lease_until=None, updated_at=timezone.now(), **fields)
+    if not changed:
+        log.warning("delivery %s changed while sending; result %s not recorded: %s", d.pk, status, error)
+    return status
+
+
+def _finish(d: Delivery, status: str, error: str) -> None:
+    d.status, d.last_error, d.due_at, d.lease_until = status, error[:4000], None, None
+    d.save(update_fields=["status", "last_error", "due_at", "lease_until", "subject", "text", "updated_at"])
+
+
+# --- sweeper ------------------------------------------------------------------------------------------
+
+
+def deliveries_sweep(*, now: datetime | None = None, limit: int = 500) -> int:
+    """Every minute (beat): reclaim deliveries whose worker died mid-send, then dispatch what is due."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        stale = list(Delivery.objects.select_for_update(skip_locked=True)
+                     .filter(status=S.SENDING, lease_until__lte=now).select_related("channel")[:limit])
+        for d in stale:
+            if get_channel_class(d.channel.kind).idempotent:
+                d.status, d.due_at = S.RETRY_WAIT, now
+                d.last_error = "发送中断（进程退出），已重新排队"
+            else:
+                d.status, d.due_at = S.UNKNOWN, None
+                d.last_error = "发送中断，结果未知：短信不会自动重发，请在短信控制台按 OutId 核对后手动处理"
+            d.lease_until = None
+            d.save(update_fields=["status", "due_at", "last_error", "lease_until", "updated_at"])
+    due = list(Delivery.objects.filter(status__in=[S.PENDING, S.RETRY_WAIT], due_at__lte=now)
+               .order_by("due_at", "pk").values_list("pk", flat=True)[:limit])
+    task = deliver_task()
+    for pk in due:
+        nudge(task, pk)
+    return len(due)
+
+
+# --- staff actions -------------------------------------------------------------------------------------
+
+
+def deliveries_retry_now(*, ids: list[int]) -> int:
+    """Put failed, waiting or unknown deliveries back in the queue now (staff decision; for SMS in `unknown`
+    this may send a second message)."""
+    now = timezone.now()
+    with transaction.atomic():
+        picked = list(Delivery.objects.select_for_update(skip_locked=True)
+                      .filter(pk__in=ids, status__in=[S.FAILED, S.RETRY_WAIT, S.UNKNOWN, S.PENDING])
+                      .values_list("pk", flat=True))
+        Delivery.objects.filter(pk__in=picked).update(status=S.PENDING, due_at=now, lease_until=None,
+                                                      updated_at=now)
+        for pk in picked:
+            transaction.on_commit(lambda pk=pk: nudge(deliver_task(), pk))
+    return len(picked)
+
+
+def channel_send_test(*, channel: Channel) -> Delivery:
+    """Send the test message to one channel now (in this process) and return its delivery."""
+    with transaction.atomic():
+        n = Notification.objects.create(event="system.test", shop=channel.shop, context={"channel": channel.name})
+        d = Delivery.objects.create(notification=n, channel=channel, due_at=timezone.now())
+    delivery_send(delivery_id=d.pk)
+    d.refresh_from_db()
+    return d
+
+
+# --- alerts --------------------------------------------------------------------------------------------
+
+
+def alert_gate(*, key: str, interval: timedelta, now: datetime | None = None) -> int | None:
+    """Count one occurrence; return how many occurrences the alert should report, or None while the last
+    alert for `key` is younger than `interval`. Call inside a transaction together with the notify()."""
+    now = now or timezone.now()
+    gate, _ = AlertGate.objects.select_for_update().get_or_create(key=key[:191])
+    gate.pending_count += 1
+    if gate.last_alert_at and now - gate.last_alert_at < interval:
+        gate.save(update_fields=["pending_count"])
+        return None
+    count, gate.pending_count, gate.last_alert_at = gate.pending_count, 0, now
+    gate.save(update_fields=["pending_count", "last_alert_at"])
+    return count
+
+
+def webhook_rejected_alert(*, source: str, reason: str, remote_addr: str = "") -> Notification | None:
+    """security.webhook_rejected, at most one per source per 10 minutes, with the count since the last one."""
+    with transaction.atomic():
+        count = alert_gate(key=f"webhook_rejected:{source}", interval=WEBHOOK_ALERT_INTERVAL)
+        if count is None:
+            return None
+        return notify("security.webhook_rejected", source=source, reason=reason, remote_addr=remote_addr,
+                      count=count)
+
+
+def on_webhook_rejected(sender=None, *, source: str = "", reason: str = "", remote_addr: str = "", **kwargs):
+    """Receiver of common.inbox.webhook_rejected: never lets an alert problem break the webhook answer."""
+    try:
+        webhook_rejected_alert(source=source, reason=reason, remote_addr=remote_addr)
+    except Exception:
+        log.exception("security alert for rejected %s webhook not recorded", source)
+
+
+def health_alert_check(*, now: datetime | None = None) -> Notification | None:
+    """health.alert when check_health() fails; the same set of failing checks alerts at most every 30
+    minutes (a different set alerts at once)."""
+    from common.health import check_health
+
+    report = check_health()
+    if report.get("ok"):
+        return None
+    failing = sorted(name for name, c in report.get("checks", {}).items() if not c.get("ok"))
+    details = {name: ", ".join(f"{k}={v}" for k, v in report["checks"][name].items() if k != "ok") or "失败"
+               for name in failing}
+    with transaction.atomic():
+        count = alert_gate(key=f"health:{','.join(failing)}", interval=HEALTH_ALERT_INTERVAL, now=now)
+        if count is None:
+            return None
+        return notify("health.alert", failing=", ".join(failing), details=details, count=count)
+
+
+# --- daily summary --------------------------------------------------------------------------------------
+
+# Other apps add figures by appending a function (since, until) -> {"label": value}. Notifications calls no
+# one (DESIGN.md §2): they register themselves, e.g. in their AppConfig.ready().
+SUMMARY_PROVIDERS: list[Callable[[datetime, datetime], dict]] = []
+
+
+def summary_daily_gather(*, since: datetime, until: datetime) -> dict:
+    notifications = Notification.objects.filter(created_at__gte=since, created_at__lt=until)
+    by_event = dict(notifications.values_list("event").annotate(n=Count("id")).order_by())
+    by_status = dict(Delivery.objects.filter(created_at__gte=since, created_at__lt=until)
+                     .values_list("status").annotate(n=Count("id")).order_by())
+    figures: dict = {}
+    for provider in SUMMARY_PROVIDERS:
+        try:
+            figures.update(provider(since, until))
+        except Exception:
+            log.exception("summary provider %r failed", provider)
+    local = timezone.localtime
+    return {"since": local(since).strftime("%Y-%m-%d %H:%M"), "until": local(until).strftime("%Y-%m-%d %H:%M"),
+            "notifications": sum(by_event.values()), "by_event": by_event,
+            "deliveries": by_status, "sent": by_status.get(S.SENT, 0), "failed": by_status.get(S.FAILED, 0),
+            "unknown": by_status.get(S.UNKNOWN, 0), "figures": figures}
+
+
+def summary_daily_send(*, now: datetime | None = None) -> Notification:
+    """The last 24 hours, as summary.daily."""
+    now = now or timezone.now()
+    return notify("summary.daily", **summary_daily_gather(since=now - timedelta(days=1), until=now))
