@@ -1,0 +1,208 @@
+"""Shipments (one per order, DESIGN.md §3) and card-code pools.
+
+A `Shipment` is the row that holds the delivery work (§4.2: the database holds the work, the broker only
+nudges): it is due at `due_at`, a beat sweeper dispatches it, and `shipping.services` moves it through
+
+    scheduled ─► sending ─► shipped
+        ▲           │ ├──► retry_wait ─► sending …   (platform error, SHIP_RETRY_DELAY_SECONDS apart)
+        │           │ └──► failed                    (attempts used up, or our configuration is wrong)
+     (reopen)       └────► awaiting_staff            (stock ran out at dispatch, staff attempt failed)
+    cancelled ◄── scheduled / retry_wait / awaiting_staff / failed   (order closed or refunded)
+    awaiting_staff ─► sending ─► shipped             (staff ship from the manual queue)
+
+The manual queue is `awaiting_staff` plus `failed`.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+
+from common.fields import EncryptedTextField
+from orders.models import Order, Product
+
+
+def new_token() -> str:
+    """A 256-bit URL-safe token for the buyer's delivery page."""
+    return secrets.token_urlsafe(32)
+
+
+class ShipmentStatus(models.TextChoices):
+    SCHEDULED = "scheduled", _("待发货（已排期）")
+    SENDING = "sending", _("发货中")
+    RETRY_WAIT = "retry_wait", _("等待重试")
+    SHIPPED = "shipped", _("已发货")
+    FAILED = "failed", _("发货失败")
+    CANCELLED = "cancelled", _("已取消")
+    AWAITING_STAFF = "awaiting_staff", _("待人工发货")
+
+
+St = ShipmentStatus
+MANUAL_QUEUE = [St.AWAITING_STAFF, St.FAILED]
+CANCELLABLE = [St.SCHEDULED, St.RETRY_WAIT, St.AWAITING_STAFF, St.FAILED]
+
+
+class Shipment(ConcurrentTransitionMixin, models.Model):
+    class Method(models.TextChoices):
+        AUTO = "auto", _("自动发货")
+        STAFF = "staff", _("人工发货")
+        PLATFORM = "platform", _("平台已发货")
+
+    order = models.OneToOneField(Order, verbose_name=_("订单"), on_delete=models.CASCADE, related_name="shipment")
+    status = FSMField(_("状态"), max_length=20, choices=ShipmentStatus.choices, default=St.SCHEDULED,
+                      protected=True, db_index=True)
+    due_at = models.DateTimeField(_("计划发货时间"), db_index=True)
+    attempts = models.PositiveSmallIntegerField(_("尝试次数"), default=0)
+    needs_reconcile = models.BooleanField(
+        _("待核对"), default=False, help_text=_("上次发货结果未知，再次发货前先向平台查询"))
+    cancel_requested = models.BooleanField(_("已请求取消"), default=False,
+                                           help_text=_("订单在发货途中被关闭：本次发货结束后再处理"))
+    manual_reason = models.CharField(_("转人工原因"), max_length=255, blank=True)
+    last_error = models.TextField(_("最近错误"), blank=True)
+    logistics_company = models.CharField(_("物流公司"), max_length=64, blank=True)
+    express_code = models.CharField(_("物流公司编码"), max_length=32, blank=True)
+    waybill_no = models.CharField(_("运单号"), max_length=64, blank=True)
+    content = EncryptedTextField(_("发货内容"), blank=True, default="")
+    token = models.CharField(_("提货链接令牌"), max_length=64, unique=True, default=new_token, editable=False)
+    stock_taken = models.PositiveIntegerField(
+        _("已扣库存"), default=0, help_text=_("为本单扣减的库存数量，取消时原数退回"))
+    method = models.CharField(_("发货方式"), max_length=16, choices=Method.choices, blank=True)
+    shipped_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("发货人"), null=True, blank=True,
+                                   on_delete=models.SET_NULL, related_name="+")
+    sent_at = models.DateTimeField(_("最近发送时间"), null=True, blank=True,
+                                   help_text=_("发货中状态的租约起点：超时未结束视为进程中断，先核对再重试"))
+    shipped_at = models.DateTimeField(_("发货时间"), null=True, blank=True)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("发货单")
+        verbose_name_plural = _("发货单")
+        ordering = ["due_at", "pk"]
+        indexes = [models.Index(fields=["status", "due_at"], name="shipment_status_due")]
+
+    def __str__(self):
+        return f"{self.order} [{self.get_status_display()}]"
+
+    @property
+    def in_manual_queue(self) -> bool:
+        return self.status in MANUAL_QUEUE
+
+    @property
+    def delivery_path(self) -> str:
+        from django.urls import reverse
+
+        return reverse("shipping:delivery", args=[self.token])
+
+    @property
+    def delivery_url(self) -> str:
+        return f"{settings.PUBLIC_BASE_URL}{self.delivery_path}"
+
+    # Transitions only move the state; shipping.services sets the fields and does the side effects.
+    @transition(field=status, source=[St.SCHEDULED, St.RETRY_WAIT, St.AWAITING_STAFF, St.FAILED, St.SENDING],
+                target=St.SENDING)
+    def start_sending(self):
+        """Also from `sending` itself: a lease that ran out is taken over (reconcile first)."""
+
+    @transition(field=status, source=[St.SENDING, St.SCHEDULED, St.RETRY_WAIT, St.AWAITING_STAFF, St.FAILED],
+                target=St.SHIPPED)
+    def mark_shipped(self):
+        pass
+
+    @transition(field=status, source=St.SENDING, target=St.RETRY_WAIT)
+    def wait_retry(self):
+        pass
+
+    @transition(field=status, source=[St.SENDING, St.SCHEDULED, St.RETRY_WAIT], target=St.FAILED)
+    def fail(self):
+        pass
+
+    @transition(field=status, source=[St.SCHEDULED, St.RETRY_WAIT, St.SENDING, St.FAILED, St.AWAITING_STAFF],
+                target=St.AWAITING_STAFF)
+    def to_staff(self):
+        pass
+
+    @transition(field=status, source=[*CANCELLABLE, St.SENDING], target=St.CANCELLED)
+    def cancel(self):
+        """From `sending` only once the attempt ended and the platform said it did not ship."""
+
+    @transition(field=status, source=St.CANCELLED, target=St.SCHEDULED)
+    def reopen(self):
+        """The order came back to ready_to_ship (a refund was withdrawn)."""
+
+
+class DeliveryView(models.Model):
+    """One opening of a delivery page by whoever holds its link."""
+
+    shipment = models.ForeignKey(Shipment, verbose_name=_("发货单"), on_delete=models.CASCADE, related_name="views")
+    ip = models.GenericIPAddressField(_("IP"), null=True, blank=True)
+    user_agent = models.CharField(_("浏览器标识"), max_length=255, blank=True)
+    viewed_at = models.DateTimeField(_("查看时间"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("提货页访问记录")
+        verbose_name_plural = _("提货页访问记录")
+        ordering = ["-viewed_at"]
+
+    def __str__(self):
+        return f"{self.shipment_id} {self.viewed_at:%Y-%m-%d %H:%M:%S}"
+
+
+class CardCode(models.Model):
+    """One card code (卡密) in a product's pool. The code is encrypted at rest (randomised), so duplicates
+    are found by `code_hash` (sha256 of the stripped code), unique per product.
+
+    available ─► reserved (for one order, under lock) ─► delivered (never again)
+                     └─► available (order closed before shipping)
+    available ─► void (staff withdrew it)"""
+
+    class Status(models.TextChoices):
+        AVAILABLE = "available", _("可用")
+        RESERVED = "reserved", _("已预留")
+        DELIVERED = "delivered", _("已发出")
+        VOID = "void", _("已作废")
+
+    product = models.ForeignKey(Product, verbose_name=_("商品"), on_delete=models.PROTECT, related_name="card_codes")
+    code = EncryptedTextField(_("卡密"))
+    code_hash = models.CharField(_("卡密摘要"), max_length=64, editable=False)
+    status = models.CharField(_("状态"), max_length=16, choices=Status.choices, default=Status.AVAILABLE)
+    order = models.ForeignKey(Order, verbose_name=_("订单"), null=True, blank=True, on_delete=models.PROTECT,
+                              related_name="card_codes")
+    imported_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("导入人"), null=True, blank=True,
+                                    on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(_("导入时间"), auto_now_add=True)
+    reserved_at = models.DateTimeField(_("预留时间"), null=True, blank=True)
+    delivered_at = models.DateTimeField(_("发出时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("卡密")
+        verbose_name_plural = _("卡密")
+        ordering = ["product", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["product", "code_hash"], name="cardcode_unique_product_hash"),
+            # A reserved or delivered code belongs to exactly one order; an available one to none; a
+            # delivered one has its delivery time (it never goes back: services only release `reserved`).
+            models.CheckConstraint(
+                condition=(models.Q(status="available", order__isnull=True)
+                           | models.Q(status="reserved", order__isnull=False)
+                           | models.Q(status="delivered", order__isnull=False, delivered_at__isnull=False)
+                           | models.Q(status="void")),
+                name="cardcode_status_order_consistent"),
+        ]
+        indexes = [models.Index(fields=["product", "status"], name="cardcode_product_status")]
+
+    def __str__(self):
+        return f"{self.product_id}#{self.pk} [{self.get_status_display()}]"
+
+
+class ManualShipment(Shipment):
+    """The staff's queue (awaiting_staff and failed shipments) as its own admin page."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("待人工发货")
+        verbose_name_plural = _("待人工发货")

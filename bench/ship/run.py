@@ -1,0 +1,163 @@
+"""Benchmark: paid order → shipped on a fake 闲管家 server, zero-delay virtual product, real Celery worker.
+
+    .venv/bin/python bench/ship/run.py [--orders 5000] [--concurrency 2] [--timeout 300]
+
+What it does (loopback only, bounded in count and time):
+1. Creates the PostgreSQL database `xianyu_bench` if missing and migrates it (each run uses its own shop).
+2. Starts FakeXianguanjia (tests/fakes/xianguanjia.py) on 127.0.0.1 and a worker process
+   `celery -A config worker -c N` against REDIS_URL (default redis://127.0.0.1:6379/0).
+3. Creates a zero-delay, auto-ship virtual product with a card-code pool, then N paid orders through the real
+   path (`orders.services.order_sync` → ready_to_ship hook → Shipment + code reservation → ship_shipment
+   task on commit → worker: lock, mark sending, call the fake, record).
+4. Waits until every shipment is shipped (or the timeout), then reports orders/second (first order created →
+   last order shipped), duplicates (the fake's ship counter > 1 for an order) and losses (orders not shipped
+   here or not shipped on the fake). Exit status 0 only when the target is met (≥ 100/s, 0, 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+DB_NAME = "xianyu_bench"
+DB_URL = f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"
+
+
+def ensure_database() -> None:
+    """Create the bench database if missing. Never dropped: other benches may share it, so every run works
+    in its own shop and order-number space instead."""
+    import psycopg
+
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME]).fetchone():
+            conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--orders", type=int, default=5000)
+    ap.add_argument("--concurrency", type=int, default=2, help="worker processes (celery -c)")
+    ap.add_argument("--producers", type=int, default=4, help="threads creating orders")
+    ap.add_argument("--timeout", type=float, default=300.0)
+    args = ap.parse_args()
+    n = min(max(1, args.orders), 20000)
+
+    from tests.fakes.xianguanjia import FakeXianguanjia
+
+    run = time.strftime("%Y%m%d%H%M%S")
+    app_key = f"bench-ship-{run}"
+    fake = FakeXianguanjia().start()
+    fake.accounts[app_key] = "bench-secret"
+    env = {**os.environ, "DATABASE_URL": DB_URL, "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+           "XIANGUANJIA_BASE_URL": fake.url, "DJANGO_SETTINGS_MODULE": "config.settings",
+           "CELERY_TASK_ALWAYS_EAGER": "false"}
+    os.environ.update(env)
+    ensure_database()
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
+
+    import django
+
+    django.setup()
+    from django.db import connection
+
+    from accounts.services import shop_upsert
+    from config.celery import app as celery_app
+    from orders.adapters.base import OrderSnapshot
+    from orders.models import Order, Product
+    from orders.services import order_sync
+    from shipping.models import CardCode, Shipment
+    from shipping.services import cardcode_import
+
+    shop = shop_upsert(platform="xianguanjia", name=f"压测店 {run}", app_key=app_key,
+                       app_secret="bench-secret")[0]
+    product = Product.objects.create(
+        shop=shop, item_id="bench-item", title="压测激活码", kind=Product.Kind.VIRTUAL, auto_ship=True,
+        ship_delay_min=0, ship_delay_max=0, express_code="other", logistics_company="虚拟发货",
+        delivery_template="激活码：{% for c in codes %}{{ c }}{% endfor %}")
+    cardcode_import(product=product, lines=[f"BENCH-{i:06d}" for i in range(n + 100)])
+    numbers = [f"B{run}{i:06d}" for i in range(n)]
+    for no in numbers:
+        fake.add_order(no, status=12, item_id="bench-item")
+
+    worker = subprocess.Popen(
+        [str(Path(sys.executable).parent / "celery"), "-A", "config", "worker", "-c", str(args.concurrency),
+         "-l", "warning", "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", "bench-ship@%h"],
+        cwd=ROOT, env=env, start_new_session=True)
+    try:
+        # wait until the worker answers a ping (bounded)
+        deadline = time.monotonic() + 30
+        while not celery_app.control.ping(timeout=0.5):
+            if time.monotonic() > deadline or worker.poll() is not None:
+                print("worker did not start", file=sys.stderr)
+                return 2
+
+        errors: list[str] = []
+
+        def produce(chunk: list[str]) -> None:
+            try:
+                for no in chunk:
+                    snap = OrderSnapshot(platform_order_id=no, raw_status="12", target_status="paid",
+                                         item_id="bench-item", quantity=1)
+                    order_sync(shop=shop, snapshot=snap, source="bench")
+            except Exception as exc:  # reported below
+                errors.append(repr(exc))
+            finally:
+                connection.close()
+
+        chunks = [numbers[i::args.producers] for i in range(args.producers)]
+        start = time.monotonic()
+        threads = [threading.Thread(target=produce, args=(c,)) for c in chunks]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        created_in = time.monotonic() - start
+
+        shipped = 0
+        last_change, last_count = time.monotonic(), -1
+        while time.monotonic() - start < args.timeout:
+            shipped = Shipment.objects.filter(order__shop=shop, status="shipped").count()
+            if shipped >= n:
+                break
+            if shipped != last_count:
+                last_change, last_count = time.monotonic(), shipped
+            elif time.monotonic() - last_change > 60:
+                break  # no progress for a minute
+            time.sleep(0.2)
+        elapsed = time.monotonic() - start
+        connection.close()
+
+        not_shipped_here = n - Order.objects.filter(shop=shop, status="shipped").count()
+        not_shipped_there = sum(1 for no in numbers if fake.orders[no]["order_status"] != 21)
+        duplicates = sum(1 for no in numbers if fake.ship_calls[no] > 1)
+        double_codes = CardCode.objects.filter(product=product, status="delivered").count() - n
+        rate = shipped / elapsed if elapsed else 0.0
+        print(f"orders: {n}  shipped: {shipped}  created in {created_in:.1f}s  total {elapsed:.1f}s")
+        print(f"throughput: {rate:.1f} orders/s (first order created → last shipped)")
+        print(f"duplicates (platform ship calls > 1): {duplicates}")
+        print(f"losses: not shipped here {not_shipped_here}, not shipped on the platform {not_shipped_there}")
+        print(f"codes delivered beyond one per order: {max(0, double_codes)}  producer errors: {len(errors)}")
+        for e in errors[:5]:
+            print("  ", e)
+        ok = rate >= 100 and duplicates == 0 and not_shipped_here == 0 and not_shipped_there == 0 and not errors
+        print("TARGET MET" if ok else "TARGET NOT MET")
+        return 0 if ok else 1
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGTERM)
+            try:
+                worker.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+        fake.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

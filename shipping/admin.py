@@ -1,0 +1,266 @@
+"""Shipping in the admin: every shipment, the staff's manual queue (ship one with a form, or several at
+once), and card-code pools with import. Codes and delivery content are masked for staff without
+`accounts.view_pii`."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import Count, Q
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from common.fields import mask
+
+from .forms import BulkShipForm, CardCodeImportForm, ManualShipForm
+from .models import MANUAL_QUEUE, CardCode, DeliveryView, ManualShipment, Shipment, ShipmentStatus
+from .services import ShippingError, cardcode_import, cardcode_void, shipment_ship_manual, shipment_ship_now
+
+PII = "accounts.view_pii"
+
+
+def can_see_pii(request) -> bool:
+    return request.user.has_perm(PII)
+
+
+class DeliveryViewInline(admin.TabularInline):
+    model = DeliveryView
+    extra = 0
+    can_delete = False
+    fields = ["viewed_at", "ip", "user_agent"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class BaseShipmentAdmin(admin.ModelAdmin):
+    list_display = ["order_link", "item", "quantity", "status", "due_at", "attempts", "method", "shipped_at",
+                    "reason"]
+    list_filter = ["status", "method", "order__shop"]
+    search_fields = ["order__platform_order_id", "order__item_title", "waybill_no"]
+    list_select_related = ["order", "order__shop"]
+    date_hierarchy = "due_at"
+    inlines = [DeliveryViewInline]
+    fields = ["order", "status", "due_at", "attempts", "needs_reconcile", "cancel_requested", "manual_reason",
+              "last_error", "logistics_company", "express_code", "waybill_no", "content_shown", "delivery_link",
+              "stock_taken", "method", "shipped_by", "sent_at", "shipped_at", "created_at", "updated_at"]
+    readonly_fields = fields
+    actions = ["ship_manually", "ship_now"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=_("订单"), ordering="order__platform_order_id")
+    def order_link(self, obj):
+        url = reverse("admin:orders_order_change", args=[obj.order_id])
+        return format_html('<a href="{}">{}</a>', url, obj.order.platform_order_id)
+
+    @admin.display(description=_("商品"))
+    def item(self, obj):
+        return obj.order.item_title or obj.order.item_id
+
+    @admin.display(description=_("数量"))
+    def quantity(self, obj):
+        return obj.order.quantity
+
+    @admin.display(description=_("原因 / 错误"))
+    def reason(self, obj):
+        return (obj.manual_reason or obj.last_error)[:80]
+
+    @admin.display(description=_("发货内容"))
+    def content_shown(self, obj):
+        if not obj.content:
+            return "-"
+        return obj.content if can_see_pii(self._request) else mask(obj.content, keep=2)
+
+    @admin.display(description=_("提货链接"))
+    def delivery_link(self, obj):
+        if not can_see_pii(self._request):
+            return mask(obj.delivery_url, keep=8)
+        return format_html('<a href="{0}" target="_blank" rel="noreferrer">{0}</a>', obj.delivery_url)
+
+    def get_object(self, request, object_id, from_field=None):
+        self._request = request
+        return super().get_object(request, object_id, from_field)
+
+    def get_urls(self):
+        info = self.model._meta.app_label, self.model._meta.model_name
+        return [path("<int:pk>/ship/", self.admin_site.admin_view(self.ship_view), name=f"{info[0]}_{info[1]}_ship"),
+                *super().get_urls()]
+
+    def _require_ship_permission(self, request):
+        if not request.user.has_perm("shipping.change_shipment"):
+            from django.core.exceptions import PermissionDenied
+
+            raise PermissionDenied
+
+    def ship_view(self, request, pk: int):
+        """Ship one shipment by hand: logistics company, express code, waybill (or content)."""
+        self._require_ship_permission(request)
+        shipment = get_object_or_404(Shipment.objects.select_related("order", "order__product"), pk=pk)
+        initial = {"logistics_company": shipment.logistics_company, "express_code": shipment.express_code,
+                   "waybill_no": shipment.waybill_no}
+        form = ManualShipForm(request.POST or None, initial=initial)
+        if request.method == "POST" and form.is_valid():
+            try:
+                result = shipment_ship_manual(shipment=shipment, user=request.user, **form.cleaned_data)
+            except ShippingError as exc:
+                messages.error(request, str(exc))
+            else:
+                if result.status == ShipmentStatus.SHIPPED:
+                    messages.success(request, _("订单 %(no)s 已发货") % {"no": shipment.order.platform_order_id})
+                    return HttpResponseRedirect(reverse("admin:shipping_manualshipment_changelist"))
+                messages.error(request, _("发货未成功：%(err)s") % {"err": result.last_error or result.manual_reason})
+        return render(request, "admin/shipping/ship_form.html", {
+            **self.admin_site.each_context(request), "title": _("人工发货"), "form": form, "shipment": shipment,
+            "opts": self.model._meta})
+
+    @admin.action(description=_("人工发货（填写物流与运单号）"), permissions=["change"])
+    def ship_manually(self, request, queryset):
+        shipments = list(queryset.select_related("order", "order__product").filter(
+            status__in=[*MANUAL_QUEUE, ShipmentStatus.SCHEDULED, ShipmentStatus.RETRY_WAIT]).order_by("pk"))
+        if not shipments:
+            self.message_user(request, _("所选发货单都不在可发货状态"), messages.WARNING)
+            return None
+        order_nos = [s.order.platform_order_id for s in shipments]
+        form = BulkShipForm(request.POST if "apply" in request.POST else None, order_nos=order_nos)
+        if "apply" in request.POST and form.is_valid():
+            waybills = form.cleaned_data["waybills"]
+            done, failed = 0, []
+            for s in shipments:
+                no = s.order.platform_order_id
+                try:
+                    result = shipment_ship_manual(
+                        shipment=s, user=request.user, logistics_company=form.cleaned_data["logistics_company"],
+                        express_code=form.cleaned_data["express_code"], waybill_no=waybills.get(no, ""))
+                except ShippingError as exc:
+                    failed.append(str(exc))
+                    continue
+                if result.status == ShipmentStatus.SHIPPED:
+                    done += 1
+                else:
+                    failed.append(f"{no}：{result.last_error}")
+            if done:
+                self.message_user(request, _("已发货 %(n)d 单") % {"n": done}, messages.SUCCESS)
+            for line in failed:
+                self.message_user(request, line, messages.ERROR)
+            return None
+        return render(request, "admin/shipping/bulk_ship.html", {
+            **self.admin_site.each_context(request), "title": _("批量人工发货"), "form": form,
+            "shipments": shipments, "opts": self.model._meta,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME})
+
+    @admin.action(description=_("立即自动发货（跳过剩余延时）"), permissions=["change"])
+    def ship_now(self, request, queryset):
+        n = shipment_ship_now(shipments=queryset)
+        self.message_user(request, _("%(n)d 单已设为立即发货") % {"n": n}, messages.SUCCESS)
+
+    def changelist_view(self, request, extra_context=None):
+        self._request = request
+        return super().changelist_view(request, extra_context)
+
+
+@admin.register(Shipment)
+class ShipmentAdmin(BaseShipmentAdmin):
+    pass
+
+
+@admin.register(ManualShipment)
+class ManualShipmentAdmin(BaseShipmentAdmin):
+    """The manual queue: what staff have to ship by hand (awaiting_staff, and failed auto-ships)."""
+
+    list_display = ["order_link", "item", "quantity", "status", "reason", "ship_button", "created_at"]
+    list_filter = ["status", "order__shop"]
+    date_hierarchy = None
+    actions = ["ship_manually"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(status__in=MANUAL_QUEUE)
+
+    @admin.display(description=_("操作"))
+    def ship_button(self, obj):
+        return format_html('<a class="button" href="{}">{}</a>',
+                           reverse("admin:shipping_manualshipment_ship", args=[obj.pk]), _("发货"))
+
+
+@admin.register(CardCode)
+class CardCodeAdmin(admin.ModelAdmin):
+    list_display = ["pk", "product", "code_shown", "status", "order", "created_at", "reserved_at", "delivered_at"]
+    list_filter = ["status", "product"]
+    search_fields = ["order__platform_order_id", "product__title", "product__item_id"]
+    list_select_related = ["product", "order"]
+    fields = ["product", "code_shown", "status", "order", "imported_by", "created_at", "reserved_at",
+              "delivered_at"]
+    readonly_fields = fields
+    actions = ["void_codes"]
+    change_list_template = "admin/shipping/cardcode/change_list.html"
+
+    def has_add_permission(self, request):
+        return False  # codes come in through the import form (duplicates checked, stock adjusted)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # a code's history matters; withdraw one with the "void" action
+
+    def changelist_view(self, request, extra_context=None):
+        self._request = request
+        extra_context = extra_context or {}
+        extra_context["pools"] = (CardCode.objects.values("product__title", "product__item_id")
+                                  .annotate(available=Count("pk", filter=Q(status=CardCode.Status.AVAILABLE)),
+                                            reserved=Count("pk", filter=Q(status=CardCode.Status.RESERVED)),
+                                            delivered=Count("pk", filter=Q(status=CardCode.Status.DELIVERED)))
+                                  .order_by("product__title"))
+        return super().changelist_view(request, extra_context)
+
+    def get_object(self, request, object_id, from_field=None):
+        self._request = request
+        return super().get_object(request, object_id, from_field)
+
+    @admin.display(description=_("卡密"))
+    def code_shown(self, obj):
+        return obj.code if can_see_pii(self._request) else mask(obj.code)
+
+    def get_urls(self):
+        return [path("import/", self.admin_site.admin_view(self.import_view), name="shipping_cardcode_import"),
+                *super().get_urls()]
+
+    def import_view(self, request):
+        if not request.user.has_perm("shipping.add_cardcode"):
+            from django.core.exceptions import PermissionDenied
+
+            raise PermissionDenied
+        form = CardCodeImportForm(request.POST or None, request.FILES or None,
+                                  initial={"product": request.GET.get("product")})
+        if request.method == "POST" and form.is_valid():
+            report = cardcode_import(product=form.cleaned_data["product"], lines=form.cleaned_data["lines"],
+                                     user=request.user)
+            level = messages.SUCCESS if report.added else messages.WARNING
+            self.message_user(request, _("导入完成：%(r)s") % {"r": report}, level)
+            return HttpResponseRedirect(reverse("admin:shipping_cardcode_changelist"))
+        return render(request, "admin/shipping/cardcode/import.html", {
+            **self.admin_site.each_context(request), "title": _("导入卡密"), "form": form,
+            "opts": self.model._meta})
+
+    @admin.action(description=_("作废所选可用卡密"), permissions=["change"])
+    def void_codes(self, request, queryset):
+        n = cardcode_void(codes=list(queryset), user=request.user)
+        self.message_user(request, _("已作废 %(n)d 条卡密") % {"n": n}, messages.SUCCESS)
+
+
+@admin.register(DeliveryView)
+class DeliveryViewAdmin(admin.ModelAdmin):
+    list_display = ["shipment", "viewed_at", "ip", "user_agent"]
+    list_select_related = ["shipment", "shipment__order"]
+    search_fields = ["shipment__order__platform_order_id", "ip"]
+    readonly_fields = ["shipment", "viewed_at", "ip", "user_agent"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

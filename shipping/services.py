@@ -1,0 +1,659 @@
+"""Every write and business rule for shipping (DESIGN.md §3, §4).
+
+Scheduling: `shipment_schedule` (the `on_ready_to_ship` hook) creates the order's Shipment, due after a
+random delay in the product's window ("look like a person", seed 004), takes the stock and reserves the
+card codes at once (so a sale is never promised twice), or puts it in the staff's queue.
+
+Exactly once: `shipment_dispatch` locks the row (`skip_locked`), checks state and due time, marks the
+attempt (`sending`, attempts + 1, `sent_at` = lease start) and commits; only then calls the platform; then
+records the result under lock. An attempt whose outcome is unknown (timeout, 5xx, lost answer, a worker
+killed while `sending`) sets `needs_reconcile`: the next attempt first asks the platform (`fetch_order`)
+and, if the order is shipped there, records it without a second ship call.
+
+Stock and card codes (one rule for every product):
+- A product with limited stock (`stock` >= 0) loses `quantity` units when an order is scheduled
+  (StockMovement SOLD) and gets them back if the order is closed before shipping (RELEASE).
+- A virtual product "uses codes" when it has a card-code pool or its delivery template mentions `codes`.
+  Such an order reserves `quantity` codes (all or nothing). For these products `stock` counts available
+  codes: importing codes restocks by the number added (RESTOCK) when stock is limited, voiding an
+  available code takes one off (ADJUST). A product left at unlimited stock (-1) is limited by its pool only.
+- Not enough stock or codes: the shipment goes to the manual queue and "stock.out" is sent. Crossing the
+  low-stock threshold sends "stock.low"; selling the last unit sends "stock.out".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.template import Context, Engine, TemplateSyntaxError
+from django.utils import timezone
+
+from common.http import ConfigurationError, PlatformError
+from orders.adapters.base import ShipRequest
+from orders.models import Order, OrderEvent, OrderStatus, Product, StockMovement
+from orders.services import OrderError, OutOfStock, order_lock, order_mark_shipped, order_note, stock_adjust
+
+from .models import CANCELLABLE, MANUAL_QUEUE, CardCode, DeliveryView, Shipment, ShipmentStatus
+
+log = logging.getLogger(__name__)
+St = ShipmentStatus
+Actor = OrderEvent.Actor
+OS = OrderStatus
+
+# A `sending` row older than this is taken to belong to a worker that died; it must exceed the task's
+# hard time limit (CELERY_TASK_TIME_LIMIT) plus the platform HTTP timeouts.
+LEASE = timedelta(minutes=5)
+PLATFORM_SHIPPED = {OS.SHIPPED, OS.COMPLETED}
+_rng = random.SystemRandom()
+_engine = Engine(autoescape=False)
+
+
+class ShippingError(Exception):
+    """A request the shipment's state does not allow (shown to staff as is)."""
+
+
+# --- helpers ------------------------------------------------------------------------------------------
+
+
+def notify_event(event: str, *, shop=None, **context) -> None:
+    """Send a notification in the caller's transaction (notifications.services.notify)."""
+    try:
+        from notifications.services import notify
+    except ImportError:  # the notifications app is not installed yet: keep the fact in the log
+        log.error("notification %s not sent (notifications.services unavailable): %s", event, context)
+        return
+    notify(event, shop=shop, **context)
+
+
+def _now(now: datetime | None) -> datetime:
+    return now or timezone.now()
+
+
+def random_delay(product: Product | None) -> timedelta:
+    """A random delay in [ship_delay_min, ship_delay_max] minutes, seconds granularity (zero allowed)."""
+    if product is None:
+        return timedelta(0)
+    low = max(0, product.ship_delay_min) * 60
+    high = max(low, product.ship_delay_max * 60)
+    return timedelta(seconds=_rng.randint(low, high))
+
+
+def code_hash(code: str) -> str:
+    return hashlib.sha256(code.strip().encode("utf-8")).hexdigest()
+
+
+def uses_codes(product: Product | None) -> bool:
+    if product is None or product.kind != Product.Kind.VIRTUAL:
+        return False
+    return "codes" in (product.delivery_template or "") or product.card_codes.exists()
+
+
+def manual_reason(product: Product | None) -> str:
+    """Why an order of this product cannot ship by itself ('' if it can)."""
+    if product is None:
+        return "未配置商品规则"
+    if not product.auto_ship:
+        return "商品未开启自动发货"
+    if product.kind == Product.Kind.PHYSICAL:
+        return "实物商品需填写真实运单号"
+    return ""
+
+
+def stock_level(product: Product) -> int | None:
+    """Units left to sell: limited stock, else the available codes of a code product; None = unlimited."""
+    if not product.unlimited:
+        return product.stock
+    if uses_codes(product):
+        return product.card_codes.filter(status=CardCode.Status.AVAILABLE).count()
+    return None
+
+
+def _stock_alerts(product: Product, before: int | None, after: int | None, order: Order) -> None:
+    if before is None or after is None:
+        return
+    ctx = {"product_id": product.pk, "item_id": product.item_id, "title": product.title, "remaining": after,
+           "order": order.platform_order_id}
+    if after <= 0 < before:
+        notify_event("stock.out", shop=product.shop, reason="已售罄", **ctx)
+    elif before > product.low_stock_threshold >= after:
+        notify_event("stock.low", shop=product.shop, threshold=product.low_stock_threshold, **ctx)
+
+
+class _Short(Exception):
+    pass
+
+
+def _reserve(shipment: Shipment, order: Order, product: Product, now: datetime) -> str:
+    """Take stock and reserve codes for the order, all or nothing. Returns '' or why it could not."""
+    qty = max(1, order.quantity)
+    need_codes = uses_codes(product)
+    if product.unlimited and not need_codes:
+        return ""
+    before = stock_level(product)
+    try:
+        with transaction.atomic():
+            if need_codes:
+                ids = list(CardCode.objects.select_for_update(skip_locked=True)
+                           .filter(product=product, status=CardCode.Status.AVAILABLE)
+                           .order_by("pk").values_list("pk", flat=True)[:qty])
+                if len(ids) < qty:
+                    raise _Short(f"卡密不足：需要 {qty}，可用 {len(ids)}")
+                taken = (CardCode.objects.filter(pk__in=ids, status=CardCode.Status.AVAILABLE)
+                         .update(status=CardCode.Status.RESERVED, order=order, reserved_at=now))
+                if taken != qty:
+                    raise _Short("卡密被并发占用，请重试")
+            if not product.unlimited:
+                try:
+                    product = stock_adjust(product=product, change=-qty, reason=StockMovement.Reason.SOLD,
+                                           order=order, note=f"订单 {order.platform_order_id}")
+                except OutOfStock as exc:
+                    raise _Short(str(exc)) from exc
+                shipment.stock_taken = qty
+    except _Short as exc:
+        notify_event("stock.out", shop=product.shop, product_id=product.pk, item_id=product.item_id,
+                     title=product.title, order=order.platform_order_id, quantity=qty, reason=str(exc))
+        return f"库存不足：{exc}"
+    if not product.unlimited:
+        product.refresh_from_db(fields=["stock"])
+    _stock_alerts(product, before, stock_level(product), order)
+    return ""
+
+
+def _release(shipment: Shipment, order: Order, *, note: str) -> tuple[int, int]:
+    """Give back what the order held: reserved codes to the pool, taken stock to the product."""
+    released = (CardCode.objects.filter(order=order, status=CardCode.Status.RESERVED)
+                .update(status=CardCode.Status.AVAILABLE, order=None, reserved_at=None))
+    stock = shipment.stock_taken
+    if stock and order.product_id:
+        stock_adjust(product=order.product, change=stock, reason=StockMovement.Reason.RELEASE, order=order, note=note)
+    shipment.stock_taken = 0
+    return released, stock
+
+
+def _to_staff(shipment: Shipment, reason: str, *, notify: bool = True) -> None:
+    shipment.to_staff()
+    shipment.manual_reason = reason[:255]
+    if notify:
+        o = shipment.order
+        notify_event("shipment.manual_needed", shop=o.shop, order=o.platform_order_id, shipment_id=shipment.pk,
+                     item=o.item_title or o.item_id, quantity=o.quantity, reason=shipment.manual_reason)
+
+
+# --- scheduling and cancellation (order hooks) ----------------------------------------------------------
+
+
+def shipment_schedule(order: Order, *, now: datetime | None = None) -> Shipment:
+    """on_ready_to_ship: create (or reopen) the order's shipment. Runs inside the order's transaction."""
+    now = _now(now)
+    product = order.product
+    shipment = Shipment.objects.select_for_update().filter(order=order).first()
+    if shipment is not None and shipment.status != St.CANCELLED:
+        return shipment  # already scheduled, in flight, queued or shipped
+    if shipment is None:
+        shipment = Shipment(order=order, due_at=now)
+    else:
+        shipment.reopen()
+        shipment.attempts, shipment.needs_reconcile, shipment.cancel_requested = 0, False, False
+        shipment.last_error = shipment.manual_reason = ""
+    shipment.due_at = now + random_delay(product)
+    if product is not None:
+        shipment.logistics_company = product.logistics_company
+        shipment.express_code = product.express_code
+    shipment.save()
+    reason = manual_reason(product)
+    short = _reserve(shipment, order, product, now) if product is not None else ""
+    if short:
+        reason = short
+    if reason:
+        _to_staff(shipment, reason)
+        shipment.save()
+        return shipment
+    # No OrderEvent here: the Shipment row is the record of the schedule (the order log stays platform-shaped).
+    shipment.save()
+    if shipment.due_at <= now:
+        from .tasks import ship_shipment
+
+        ship_shipment.delay_on_commit(shipment.pk)
+    return shipment
+
+
+def shipment_cancel(order: Order, *, reason: str = "订单已关闭") -> Shipment | None:
+    """on_closed: cancel the order's shipment and release its codes and stock. Runs inside the order's
+    transaction. A shipment being sent right now is not cancelled blindly: it is flagged, the attempt
+    finishes, and its result decides (not shipped: cancelled and released; shipped: recorded as shipped,
+    codes stay delivered, and an order note tells staff the buyer got the goods of a closed order)."""
+    shipment = Shipment.objects.select_for_update().filter(order=order).first()
+    if shipment is None:
+        return None
+    if shipment.status == St.SENDING:
+        shipment.cancel_requested = True
+        shipment.save(update_fields=["cancel_requested", "updated_at"])
+        order_note(order=order, actor=Actor.SYSTEM, message="订单关闭时发货正在进行：待本次发货结束后核对",
+                   data={"shipment": shipment.pk})
+        return shipment
+    if shipment.status not in CANCELLABLE:
+        return shipment
+    _cancel(shipment, order, reason)
+    return shipment
+
+
+def _cancel(shipment: Shipment, order: Order, reason: str) -> None:
+    shipment.cancel()
+    released, stock = _release(shipment, order, note=f"订单 {order.platform_order_id} {reason}")
+    shipment.last_error = reason
+    shipment.cancel_requested = False
+    shipment.save()
+    order_note(order=order, actor=Actor.SYSTEM, message=f"发货取消：{reason}；释放卡密 {released}，退回库存 {stock}",
+               data={"shipment": shipment.pk})
+
+
+def shipment_platform_shipped(order: Order) -> Shipment | None:
+    """on_shipped: the order is shipped (by us, or on the platform by someone else). A shipment not in
+    flight is closed as shipped by the platform; its reserved codes count as delivered (never reused)."""
+    shipment = Shipment.objects.select_for_update().filter(order=order).first()
+    if shipment is None or shipment.status in (St.SHIPPED, St.SENDING, St.CANCELLED):
+        return shipment
+    _finish(shipment, order, method=Shipment.Method.PLATFORM, user=None, now=timezone.now())
+    shipment.save()
+    return shipment
+
+
+# --- card codes --------------------------------------------------------------------------------------
+
+
+@dataclass
+class ImportReport:
+    added: int = 0
+    duplicates_in_input: int = 0
+    duplicates_existing: int = 0
+    blank: int = 0
+
+    def __str__(self) -> str:
+        return (f"新增 {self.added} 条，输入内重复 {self.duplicates_in_input} 条，"
+                f"已存在 {self.duplicates_existing} 条，空行 {self.blank} 条")
+
+
+def cardcode_import(*, product: Product, lines, user=None) -> ImportReport:
+    """Add codes (one a line, stripped) to a product's pool; duplicates are counted, not added. Restocks
+    by the number added when the product's stock is limited."""
+    report = ImportReport()
+    fresh: dict[str, str] = {}
+    for raw in lines:
+        code = (raw.decode("utf-8-sig") if isinstance(raw, bytes) else str(raw)).strip().lstrip("\ufeff")
+        if not code:
+            report.blank += 1
+            continue
+        h = code_hash(code)
+        if h in fresh:
+            report.duplicates_in_input += 1
+            continue
+        fresh[h] = code
+    with transaction.atomic():
+        product = Product.objects.select_for_update().get(pk=product.pk)
+        existing = set(CardCode.objects.filter(product=product, code_hash__in=list(fresh))
+                       .values_list("code_hash", flat=True))
+        report.duplicates_existing = len(existing)
+        rows = [CardCode(product=product, code=c, code_hash=h, imported_by=user)
+                for h, c in fresh.items() if h not in existing]
+        CardCode.objects.bulk_create(rows, batch_size=500)
+        report.added = len(rows)
+        if rows and not product.unlimited:
+            stock_adjust(product=product, change=len(rows), reason=StockMovement.Reason.RESTOCK, user=user,
+                         note=f"导入卡密 {len(rows)} 条")
+    return report
+
+
+def cardcode_void(*, codes, user=None) -> int:
+    """Withdraw available codes (e.g. found invalid); limited stock loses one unit per code."""
+    voided = 0
+    with transaction.atomic():
+        for code in CardCode.objects.select_for_update().filter(pk__in=[c.pk for c in codes],
+                                                                status=CardCode.Status.AVAILABLE):
+            CardCode.objects.filter(pk=code.pk).update(status=CardCode.Status.VOID)
+            product = code.product
+            if not product.unlimited:
+                stock_adjust(product=product, change=-1 if product.stock > 0 else 0,
+                             reason=StockMovement.Reason.ADJUST, user=user, note=f"作废卡密 #{code.pk}")
+            voided += 1
+    return voided
+
+
+# --- delivery content --------------------------------------------------------------------------------
+
+
+def render_content(shipment: Shipment, order: Order) -> str:
+    """The product's delivery template rendered with codes, order, product, delivery_url (plain text)."""
+    product = order.product
+    codes = [c.code for c in CardCode.objects.filter(order=order, status__in=[CardCode.Status.RESERVED,
+                                                                             CardCode.Status.DELIVERED])
+             .order_by("pk")]
+    text = (product.delivery_template if product else "") or ""
+    if not text.strip():
+        text = "{% for c in codes %}{{ c }}\n{% endfor %}" if codes else "您购买的「{{ product.title }}」已发货。"
+    try:
+        return _engine.from_string(text).render(Context({
+            "codes": codes, "order": order, "product": product, "delivery_url": shipment.delivery_url})).strip()
+    except TemplateSyntaxError as exc:
+        raise ConfigurationError(f"发货模板有误：{exc}") from exc
+
+
+def delivery_view_log(*, shipment: Shipment, ip: str | None, user_agent: str) -> DeliveryView:
+    return DeliveryView.objects.create(shipment=shipment, ip=ip or None, user_agent=(user_agent or "")[:255])
+
+
+# --- the exactly-once ship ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Attempt:
+    shipment_id: int
+    order_id: int
+    sent_at: datetime
+    reconcile: bool
+    may_call: bool
+    staff: bool
+    request: ShipRequest | None
+
+
+def _lock(pk: int) -> Shipment:
+    return Shipment.objects.select_for_update(of=("self",)).select_related("order", "order__shop",
+                                                                           "order__product").get(pk=pk)
+
+
+def shipment_dispatch(*, shipment_id: int, now: datetime | None = None) -> str:
+    """Send one due shipment (the ship_shipment task). Safe to run any number of times, concurrently."""
+    now = _now(now)
+    with transaction.atomic():
+        s = (Shipment.objects.select_for_update(skip_locked=True, of=("self",))
+             .select_related("order", "order__shop", "order__product").filter(pk=shipment_id).first())
+        if s is None:
+            return "locked-or-missing"
+        if s.status == St.SENDING:
+            if s.sent_at and s.sent_at + LEASE > now:
+                return "busy"
+            s.needs_reconcile = True  # the worker that sent it died: its call may have gone through
+        elif s.status in (St.SCHEDULED, St.RETRY_WAIT):
+            if s.due_at > now:
+                return "not-due"
+        else:
+            return s.status
+        order = s.order
+        if order.status in PLATFORM_SHIPPED:
+            _finish(s, order, method=Shipment.Method.PLATFORM, user=None, now=now)
+            s.save()
+            return s.status
+        staff_owned = s.method == Shipment.Method.STAFF and s.status == St.SENDING
+        may_call = (order.status == OS.READY_TO_SHIP and not s.cancel_requested and not staff_owned
+                    and s.attempts < settings.SHIP_MAX_ATTEMPTS)
+        if not may_call and not s.needs_reconcile:
+            if order.status != OS.READY_TO_SHIP or s.cancel_requested:
+                _cancel(s, order, f"订单状态 {order.get_status_display()}，不再发货")
+            else:
+                _give_up(s, "已达最大尝试次数")
+                s.save()
+            return s.status
+        request = None
+        if may_call:
+            try:
+                request = _auto_request(s, order)
+            except ConfigurationError as exc:
+                s.last_error = str(exc)
+                _give_up(s, str(exc))
+                s.save()
+                return s.status
+            s.attempts += 1
+            s.method = Shipment.Method.AUTO
+        s.start_sending()
+        s.sent_at = now
+        s.save()
+        attempt = _Attempt(s.pk, order.pk, now, s.needs_reconcile, may_call, staff_owned, request)
+    return _perform(attempt, order.shop)
+
+
+def _auto_request(s: Shipment, order: Order) -> ShipRequest:
+    product = order.product
+    if manual_reason(product):
+        raise ConfigurationError(manual_reason(product))
+    if not s.content:
+        s.content = render_content(s, order)
+    return ShipRequest(platform_order_id=order.platform_order_id, waybill_no=s.waybill_no,
+                       express_code=s.express_code, express_name=s.logistics_company,
+                       content=f"发货内容请查看：{s.delivery_url}")
+
+
+def _perform(a: _Attempt, shop) -> str:
+    """Outside any transaction: reconcile if needed, call the platform, record the result."""
+    adapter = shop.adapter()
+    if a.reconcile:
+        try:
+            snap = adapter.fetch_order(_order_no(a))
+        except PlatformError as exc:
+            return _record_failure(a, exc, during="reconcile")
+        if snap.target_status in PLATFORM_SHIPPED:
+            return _record_shipped(a, note="核对平台：已发货，未重复调用")
+        if not a.may_call:
+            return _record_not_shipped(a, f"核对平台：未发货（平台状态 {snap.raw_status}）")
+    try:
+        result = adapter.ship(a.request)
+    except PlatformError as exc:
+        if exc.outcome_unknown:
+            try:
+                snap = adapter.fetch_order(_order_no(a))
+                if snap.target_status in PLATFORM_SHIPPED:
+                    return _record_shipped(a, note=f"发货结果未知（{exc}），核对平台：已发货")
+            except PlatformError:
+                pass
+        elif not exc.retryable and not isinstance(exc, ConfigurationError):
+            # Refused by the platform (e.g. status does not allow it): perhaps it is shipped already.
+            try:
+                snap = adapter.fetch_order(_order_no(a))
+                if snap.target_status in PLATFORM_SHIPPED:
+                    return _record_shipped(a, note=f"平台拒绝（{exc}），核对平台：已发货")
+            except PlatformError:
+                pass
+        return _record_failure(a, exc, during="ship")
+    except Exception as exc:  # a bug or an unexpected transport error: the call may have gone through
+        log.exception("shipment %s: unexpected error while shipping", a.shipment_id)
+        return _record_failure(a, PlatformError(f"{exc.__class__.__name__}: {exc}", retryable=True,
+                                                outcome_unknown=True), during="ship")
+    return _record_shipped(a, note=result.message or "平台已受理")
+
+
+def _order_no(a: _Attempt) -> str:
+    return a.request.platform_order_id if a.request else Order.objects.values_list(
+        "platform_order_id", flat=True).get(pk=a.order_id)
+
+
+def _clock(a: _Attempt) -> datetime:
+    """Now, never earlier than the attempt's own clock (tests pass `now` in to travel in time)."""
+    return max(timezone.now(), a.sent_at)
+
+
+def _still_ours(s: Shipment, a: _Attempt) -> bool:
+    return s.status == St.SENDING and s.sent_at == a.sent_at
+
+
+def _record_shipped(a: _Attempt, *, note: str) -> str:
+    with transaction.atomic():
+        order = order_lock(a.order_id)  # order before shipment, the same order as the hooks lock in
+        s = _lock(a.shipment_id)
+        if s.status == St.SHIPPED:
+            return s.status
+        method = Shipment.Method.STAFF if a.staff else Shipment.Method.AUTO
+        _finish(s, order, method=method, user=s.shipped_by if a.staff else None, now=_clock(a), note=note)
+        s.save()
+        return s.status
+
+
+def _finish(s: Shipment, order: Order, *, method: str, user, now: datetime, note: str = "") -> None:
+    """Mark shipped, deliver the reserved codes, move the order (caller saves the shipment)."""
+    s.mark_shipped()
+    s.method = method
+    s.shipped_at = now
+    s.needs_reconcile = False
+    s.last_error = ""
+    CardCode.objects.filter(order=order, status=CardCode.Status.RESERVED).update(
+        status=CardCode.Status.DELIVERED, delivered_at=now)
+    data = {"shipment": s.pk, "method": method, "waybill_no": s.waybill_no, "express": s.logistics_company}
+    actor = {Shipment.Method.STAFF: Actor.STAFF, Shipment.Method.PLATFORM: Actor.PLATFORM}.get(method, Actor.SYSTEM)
+    if order.status in PLATFORM_SHIPPED:
+        return
+    try:
+        order_mark_shipped(order=order, actor=actor, user=s.shipped_by if method == Shipment.Method.STAFF else None,
+                           message=note or "已发货", data=data)
+    except OrderError as exc:  # the order was closed while the attempt ran: the buyer has the goods
+        order_note(order=order, actor=Actor.SYSTEM, data=data,
+                   message=f"注意：订单已{order.get_status_display()}，但平台已发货（{exc}）")
+        s.cancel_requested = False
+
+
+def _record_not_shipped(a: _Attempt, why: str) -> str:
+    with transaction.atomic():
+        order = order_lock(a.order_id)
+        s = _lock(a.shipment_id)
+        if not _still_ours(s, a):
+            return s.status
+        s.needs_reconcile = False
+        if s.cancel_requested or order.status != OS.READY_TO_SHIP:
+            _cancel(s, order, f"订单状态 {order.get_status_display()}，{why}")
+        elif a.staff:
+            s.last_error = why
+            _to_staff(s, f"人工发货中断：{why}", notify=False)
+            s.save()
+        else:
+            _give_up(s, why)
+            s.save()
+        return s.status
+
+
+def _record_failure(a: _Attempt, exc: PlatformError, *, during: str) -> str:
+    with transaction.atomic():
+        order = order_lock(a.order_id)
+        s = _lock(a.shipment_id)
+        if not _still_ours(s, a):
+            return s.status  # another worker took the row over after our lease ran out; it reconciles
+        if during == "ship":
+            s.needs_reconcile = exc.outcome_unknown
+        s.last_error = f"{'核对' if during == 'reconcile' else '发货'}失败：{exc}"[:4000]
+        if s.cancel_requested and not s.needs_reconcile:
+            _cancel(s, order, "订单已关闭，发货未完成")
+            return s.status
+        if a.staff:
+            _to_staff(s, s.last_error, notify=False)
+        elif (isinstance(exc, ConfigurationError) or s.attempts >= settings.SHIP_MAX_ATTEMPTS
+              or not (exc.retryable or exc.outcome_unknown)):
+            _give_up(s, s.last_error)  # configuration errors fail at once, with the reason
+        else:
+            s.wait_retry()
+            s.due_at = _clock(a) + timedelta(seconds=settings.SHIP_RETRY_DELAY_SECONDS)
+        s.save()
+        return s.status
+
+
+def _give_up(s: Shipment, why: str) -> None:
+    """Auto-ship is over for this shipment: failed, notified, in the manual queue (status `failed`)."""
+    s.fail()
+    s.last_error = s.last_error or why
+    s.manual_reason = f"自动发货失败：{why}"[:255]
+    _failed_notice(s, s.order)
+
+
+def _failed_notice(s: Shipment, order: Order) -> None:
+    notify_event("shipment.failed", shop=order.shop, order=order.platform_order_id, shipment_id=s.pk,
+                 attempts=s.attempts, error=s.last_error[:500])
+    order_note(order=order, actor=Actor.SYSTEM, message=f"自动发货失败：{s.last_error}"[:500],
+               data={"shipment": s.pk, "attempts": s.attempts})
+
+
+# --- staff --------------------------------------------------------------------------------------------
+
+
+def shipment_ship_manual(*, shipment: Shipment, user, logistics_company: str = "", express_code: str = "",
+                         waybill_no: str = "", content: str = "", now: datetime | None = None) -> Shipment:
+    """Staff ship one order from the queue through the platform (same lock → mark → call → record path).
+    Physical goods need a real waybill; virtual goods take the given content or the rendered template.
+    Raises ShippingError when the state or the input does not allow it; platform errors leave the
+    shipment in the queue with the error (and the result is returned)."""
+    now = _now(now)
+    with transaction.atomic():
+        s = (Shipment.objects.select_for_update(nowait=False, of=("self",))
+             .select_related("order", "order__shop", "order__product").get(pk=shipment.pk))
+        order = s.order
+        if s.status == St.SHIPPED:
+            return s
+        if s.status == St.SENDING:
+            raise ShippingError(f"订单 {order.platform_order_id} 正在发货中，请稍后刷新")
+        if s.status == St.CANCELLED or order.status not in (OS.READY_TO_SHIP, OS.SHIPPED, OS.COMPLETED):
+            raise ShippingError(f"订单 {order.platform_order_id} 当前状态 {order.get_status_display()}，不能发货")
+        product = order.product
+        physical = product is None or product.kind == Product.Kind.PHYSICAL
+        waybill_no, content = waybill_no.strip(), content.strip()
+        if physical and not waybill_no:
+            raise ShippingError(f"订单 {order.platform_order_id}：实物商品必须填写运单号")
+        if physical and not (logistics_company.strip() or s.logistics_company):
+            raise ShippingError(f"订单 {order.platform_order_id}：请填写物流公司")
+        s.logistics_company = logistics_company.strip() or s.logistics_company
+        s.express_code = express_code.strip() or s.express_code
+        s.waybill_no = waybill_no or s.waybill_no
+        if content:
+            s.content = content
+        elif not physical and not s.content:
+            try:
+                s.content = render_content(s, order)
+            except ConfigurationError as exc:
+                raise ShippingError(str(exc)) from exc
+        request = ShipRequest(platform_order_id=order.platform_order_id, waybill_no=s.waybill_no,
+                              express_code=s.express_code, express_name=s.logistics_company,
+                              content=f"发货内容请查看：{s.delivery_url}" if s.content else "")
+        if order.status in PLATFORM_SHIPPED:
+            s.shipped_by = user
+            _finish(s, order, method=Shipment.Method.PLATFORM, user=user, now=now)
+            s.save()
+            return s
+        reconcile = s.needs_reconcile or s.attempts > 0
+        s.start_sending()
+        s.method = Shipment.Method.STAFF
+        s.shipped_by = user
+        s.attempts += 1
+        s.sent_at = now
+        s.save()
+        attempt = _Attempt(s.pk, order.pk, now, reconcile, True, True, request)
+    _perform(attempt, order.shop)
+    return Shipment.objects.select_related("order").get(pk=s.pk)
+
+
+# --- the sweeper -------------------------------------------------------------------------------------
+
+
+def due_shipments(*, now: datetime | None = None, limit: int = 1000) -> list[int]:
+    """Scheduled or retrying shipments that are due, and `sending` ones whose lease ran out."""
+    from django.db.models import Q
+
+    now = _now(now)
+    due = Q(status__in=[St.SCHEDULED, St.RETRY_WAIT], due_at__lte=now)
+    lost = Q(status=St.SENDING, sent_at__lte=now - LEASE)
+    return list(Shipment.objects.filter(due | lost).order_by("due_at").values_list("pk", flat=True)[:limit])
+
+
+def manual_queue():
+    return Shipment.objects.filter(status__in=MANUAL_QUEUE)
+
+
+def shipment_ship_now(*, shipments, now: datetime | None = None) -> int:
+    """Staff: make scheduled or retrying shipments due now and nudge a worker (the sweeper would too)."""
+    from common.inbox import nudge
+
+    from .tasks import ship_shipment
+
+    ids = [s.pk for s in shipments]
+    with transaction.atomic():
+        n = Shipment.objects.filter(pk__in=ids, status__in=[St.SCHEDULED, St.RETRY_WAIT]).update(due_at=_now(now))
+    for pk in ids:
+        nudge(ship_shipment, pk)
+    return n

@@ -1,0 +1,24 @@
+"""Thin tasks: load, call a service."""
+
+from celery import shared_task
+
+
+@shared_task(name="shipping.tasks.ship_shipment", acks_late=True)
+def ship_shipment(shipment_id: int) -> str:
+    from .services import shipment_dispatch
+
+    return shipment_dispatch(shipment_id=shipment_id)
+
+
+@shared_task(name="shipping.tasks.sweep_shipments")
+def sweep_shipments() -> int:
+    """Every minute (beat): dispatch shipments that are due, and re-dispatch `sending` ones whose lease ran
+    out (their worker died; the dispatch reconciles with the platform before any new call)."""
+    from common.inbox import nudge
+
+    from .services import due_shipments
+
+    ids = due_shipments()
+    for pk in ids:
+        nudge(ship_shipment, pk)
+    return len(ids)

@@ -1,0 +1,30 @@
+"""The buyer's delivery page: `/delivery/<token>/`, no login, the 256-bit token is the credential."""
+
+from django.http import Http404
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from common.inbox import client_ip
+
+from .models import Shipment, ShipmentStatus
+from .services import delivery_view_log
+
+
+@never_cache
+@require_GET
+def delivery(request, token: str):
+    if len(token) > 64:
+        raise Http404
+    shipment = Shipment.objects.select_related("order", "order__product").filter(token=token).first()
+    if shipment is None:
+        raise Http404
+    delivery_view_log(shipment=shipment, ip=client_ip(request), user_agent=request.META.get("HTTP_USER_AGENT", ""))
+    visible = shipment.status in (ShipmentStatus.SENDING, ShipmentStatus.SHIPPED) and bool(shipment.content)
+    response = render(request, "shipping/delivery.html", {
+        "shipment": shipment, "order": shipment.order, "content": shipment.content if visible else "",
+        "cancelled": shipment.status == ShipmentStatus.CANCELLED,
+    })
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    response["Referrer-Policy"] = "no-referrer"
+    return response
