@@ -24,3 +24,10 @@ class OrdersConfig(AppConfig):
 
         post_save.connect(shop_cache_clear, sender=Shop, dispatch_uid="orders.shop_cache_clear")
         post_delete.connect(shop_cache_clear, sender=Shop, dispatch_uid="orders.shop_cache_clear_del")
+
+        from notifications.services import SUMMARY_PROVIDERS
+
+        from .services import summary_figures
+
+        if summary_figures not in SUMMARY_PROVIDERS:
+            SUMMARY_PROVIDERS.append(summary_figures)

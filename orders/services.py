@@ -121,6 +121,10 @@ def _after(order: Order, *, before: str, automate: bool) -> None:
     if order.status == S.PAID:
         if not automate:
             return
+        from notifications.services import notify
+
+        notify("order.paid", shop=order.shop, order=order.platform_order_id, item=order.item_title or order.item_id,
+               quantity=order.quantity, amount=order.amount)
         held = [reason for gate in hooks.paid_gates if (reason := gate(order))]
         if held:
             order_transition(order=order, name="require_kyc", actor=Actor.SYSTEM, message="；".join(held))
@@ -249,6 +253,18 @@ def _fill(order: Order, shop: Shop, snap: OrderSnapshot) -> None:
         order.buyer = buyer_upsert(platform=shop.platform, platform_user_id=snap.buyer_id, nick=snap.buyer_nick)
 
 
+def summary_figures(since: datetime, until: datetime) -> dict:
+    """Order figures for the daily summary (registered with notifications in OrdersConfig.ready)."""
+    from django.db.models import Count
+
+    created = Order.objects.filter(created_at__gte=since, created_at__lt=until)
+    events = OrderEvent.objects.filter(created_at__gte=since, created_at__lt=until, kind=OrderEvent.Kind.TRANSITION)
+    moved = dict(events.values_list("to_status").annotate(n=Count("id")).order_by())
+    return {"新订单": created.count(), "付款": moved.get(S.PAID, 0), "发货": moved.get(S.SHIPPED, 0),
+            "关闭": moved.get(S.CLOSED, 0), "退款": moved.get(S.REFUNDED, 0),
+            "异常订单": Order.objects.filter(has_anomaly=True, updated_at__gte=since).count()}
+
+
 # --- stock ------------------------------------------------------------------------------------------
 
 
@@ -276,16 +292,8 @@ def stock_adjust(*, product: Product, change: int, reason: str, order: Order | N
 
 def _push_of(event, adapter):
     """Re-read a stored inbox event as the adapter's PushMessage."""
-    import json
     from urllib.parse import parse_qsl
 
-    from .adapters.base import PushMessage
-
-    if event.source == "sandbox":
-        data = json.loads(event.body)
-        return PushMessage(key=event.key, topic="order", platform_order_id=data["order_no"],
-                           event_at=datetime.fromisoformat(data["modified_at"]) if data.get("modified_at") else None,
-                           raw_status=data.get("status", ""), target_status=data.get("status"))
     query = dict(parse_qsl(event.headers.get("QUERY_STRING", ""), keep_blank_values=True))
     return adapter.parse_push(query=query, body=event.body.encode())
 

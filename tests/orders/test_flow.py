@@ -240,3 +240,26 @@ def test_malformed_json_with_a_valid_signature_is_refused(postgres, fake, shop):
     assert resp.status_code == 400
     assert OrderInboxEvent.objects.count() == 0
     assert json.loads(resp.content)["error"].startswith("malformed")
+
+
+def test_open_platform_relay_from_message_to_ready_to_ship(postgres, settings):
+    from urllib.parse import urlencode
+
+    from orders.adapters.goofish import TOPIC_ORDER
+    from tests.fakes.goofish import FakeGoofish, signed_relay
+
+    with FakeGoofish() as top:
+        top.apps["gk"] = "gs"
+        top.sessions.add("seller-session")
+        settings.GOOFISH_GATEWAY_URL = top.url + "/router/rest"
+        shop, _ = shop_upsert(platform="goofish", name="开放平台店", app_key="gk", app_secret="gs",
+                              session_token="seller-session")
+        top.add_order("7101", status=2)
+        form = signed_relay("gk", "gs", TOPIC_ORDER, {"order_id": "7101", "order_status": 2}, msg_id="m-7101")
+        for _ in range(2):  # the relay retries: one order, one set of events
+            resp = Client().post("/webhooks/goofish/", data=urlencode(form),
+                                 content_type="application/x-www-form-urlencoded")
+            assert resp.status_code == 200
+    order = Order.objects.get(shop=shop, platform_order_id="7101")
+    assert order.status == "ready_to_ship"
+    assert OrderInboxEvent.objects.count() == 1
