@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import traceback as tb
 from collections.abc import Callable
+from contextlib import nullcontext as _nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -99,12 +100,15 @@ def receive(request: HttpRequest, *, model: type[InboxEvent], source: str,
         return JsonResponse({"error": verdict.reason}, status=verdict.status)
 
     try:
-        with transaction.atomic():
+        # One INSERT needs no explicit transaction (autocommit); inside a caller's transaction it gets a
+        # savepoint so a duplicate does not break the caller.
+        in_transaction = not transaction.get_autocommit()
+        with transaction.atomic() if in_transaction else _nullcontext():
             event = model.objects.create(
                 source=source, key=verdict.key[:191], topic=verdict.topic[:64],
                 headers=pick_headers(request, headers), body=body.decode("utf-8", "replace"), **verdict.fields,
             )
-            transaction.on_commit(lambda: nudge(task, event.pk))
+        transaction.on_commit(lambda: nudge(task, event.pk))
     except IntegrityError:
         if not model.objects.filter(source=source, key=verdict.key[:191]).exists():
             raise  # not a duplicate: a real error, let it surface as a 500 so the platform retries
