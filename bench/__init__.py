@@ -1,0 +1,1 @@
+"""Benchmarks (DESIGN.md §7): `bench/ingest` (webhook ingest), `bench/ship` (paid -> shipped)."""
