@@ -180,6 +180,8 @@ SHIP_MAX_ATTEMPTS = env.int("SHIP_MAX_ATTEMPTS", default=3)
 SHIP_RETRY_DELAY_SECONDS = env.int("SHIP_RETRY_DELAY_SECONDS", default=300)
 
 # --- Notifications ------------------------------------------------------------------------------
+# Delivery attempts (backoff 1, 2, 4 … minutes, at most 60) before a delivery is left as failed.
+NOTIFY_MAX_ATTEMPTS = env.int("NOTIFY_MAX_ATTEMPTS", default=8)
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
                         if DEBUG else "django.core.mail.backends.smtp.EmailBackend")
 EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")

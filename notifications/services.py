@@ -41,7 +41,7 @@ HEALTH_ALERT_INTERVAL = timedelta(minutes=30)
 
 
 def max_attempts() -> int:
-    return int(getattr(settings, "NOTIFY_MAX_ATTEMPTS", 8))
+    return settings.NOTIFY_MAX_ATTEMPTS
 
 
 # --- fan-out --------------------------------------------------------------------------------------------
