@@ -62,12 +62,9 @@ class ShippingError(Exception):
 
 
 def notify_event(event: str, *, shop=None, **context) -> None:
-    """Send a notification in the caller's transaction (notifications.services.notify)."""
-    try:
-        from notifications.services import notify
-    except ImportError:  # the notifications app is not installed yet: keep the fact in the log
-        log.error("notification %s not sent (notifications.services unavailable): %s", event, context)
-        return
+    """Send a notification in the caller's transaction."""
+    from notifications.services import notify
+
     notify(event, shop=shop, **context)
 
 
