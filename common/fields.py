@@ -3,6 +3,7 @@ so keys rotate by prepending a new one and running `manage.py reencrypt_fields`.
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -65,14 +66,10 @@ class EncryptedJSONField(EncryptedTextField):
     """A JSON document stored encrypted (e.g. a receiver's address)."""
 
     def from_db_value(self, value, expression, connection):
-        import json
-
         text = super().from_db_value(value, expression, connection)
         return json.loads(text) if text else {}
 
     def to_python(self, value):
-        import json
-
         if isinstance(value, str) and value:
             try:
                 return json.loads(value)
@@ -81,15 +78,11 @@ class EncryptedJSONField(EncryptedTextField):
         return value or {}
 
     def get_prep_value(self, value):
-        import json
-
         if value in (None, "", {}):
             return ""
         return encrypt_str(json.dumps(value, ensure_ascii=False, sort_keys=True))
 
     def value_to_string(self, obj):
-        import json
-
         return json.dumps(self.value_from_object(obj), ensure_ascii=False)
 
 

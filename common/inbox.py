@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import traceback as tb
 from collections.abc import Callable
-from contextlib import nullcontext as _nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -103,7 +103,7 @@ def receive(request: HttpRequest, *, model: type[InboxEvent], source: str,
         # One INSERT needs no explicit transaction (autocommit); inside a caller's transaction it gets a
         # savepoint so a duplicate does not break the caller.
         in_transaction = not transaction.get_autocommit()
-        with transaction.atomic() if in_transaction else _nullcontext():
+        with transaction.atomic() if in_transaction else nullcontext():
             event = model.objects.create(
                 source=source, key=verdict.key[:191], topic=verdict.topic[:64],
                 headers=pick_headers(request, headers), body=body.decode("utf-8", "replace"), **verdict.fields,

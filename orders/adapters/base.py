@@ -9,8 +9,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from common.http import PlatformError  # noqa: F401  (re-exported for adapters' callers)
-
 
 @dataclass
 class PushMessage:
