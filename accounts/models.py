@@ -49,11 +49,6 @@ class Shop(models.Model):
     def is_sandbox(self) -> bool:
         return self.platform == Platform.SANDBOX
 
-    def adapter(self):
-        from orders.adapters import get_adapter
-
-        return get_adapter(self)
-
 
 class BuyerIdentity(models.Model):
     """A buyer as a platform knows them. Tokens and contacts are encrypted."""

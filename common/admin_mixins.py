@@ -309,7 +309,7 @@ class InboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             busy = set(self.model.objects.filter(pk__in=pks, status=S.PROCESSING, next_attempt_at__gt=now)
                        .values_list("pk", flat=True))
             todo = [pk for pk in pks if pk not in busy]
-            self.model.objects.filter(pk__in=todo).update(status=S.PENDING, next_attempt_at=None, processed_at=None)
+            self.model.objects.filter(pk__in=todo).update(status=S.PENDING, next_attempt_at=now, processed_at=None)
             for pk in todo:
                 transaction.on_commit(lambda pk=pk: self.replay(pk))
         msg = format_lazy(_("已重新排队 {n} 条消息。"), n=len(todo))

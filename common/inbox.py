@@ -16,10 +16,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.dispatch import Signal
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 
+from .due import DueWork, backoff
 from .models import InboxEvent, RejectedWebhook
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,7 @@ INBOX_HANDLERS: dict[type[InboxEvent], Callable[[InboxEvent], str | None]] = {}
 
 SAFE_HEADERS = ("CONTENT_TYPE", "HTTP_USER_AGENT", "HTTP_X_FORWARDED_FOR", "HTTP_X_REQUEST_ID")
 LEASE = timedelta(minutes=5)
+NUDGE_GRACE = timedelta(seconds=30)  # a new event's own nudge is on its way
 
 
 def register_inbox(model, handler: Callable[[InboxEvent], str | None]):
@@ -124,35 +127,43 @@ def nudge(task, pk) -> None:
         log.warning("broker unavailable, %s(%s) left for the sweeper", task.name, pk, exc_info=True)
 
 
-def backoff(attempts: int) -> timedelta:
-    """1, 2, 4 … minutes, at most an hour."""
-    return timedelta(minutes=min(60, 2 ** max(0, attempts - 1)))
-
-
 class Ignored(Exception):
     """Raised by a handler when the event is valid but needs no action (stale, unknown type)."""
+
+
+class InboxWork(DueWork):
+    """An inbox's due work: `next_attempt_at` is the due time of a pending or failed event and the lease of a
+    processing one. The sweeper leaves a new event alone for NUDGE_GRACE (its nudge is on the way)."""
+
+    def waiting_q(self, now):
+        S = InboxEvent.Status
+        return (Q(status=S.PENDING, next_attempt_at__lte=now, received_at__lte=now - NUDGE_GRACE)
+                | Q(status=S.FAILED, next_attempt_at__lte=now))
+
+
+_WORK: dict[type, InboxWork] = {}
+
+
+def inbox_work(model: type[InboxEvent]) -> InboxWork:
+    if model not in _WORK:
+        S = InboxEvent.Status
+        _WORK[model] = InboxWork(model, waiting=(S.PENDING, S.FAILED), busy=S.PROCESSING,
+                                 due_field="next_attempt_at", lease_field="next_attempt_at", lease=LEASE)
+    return _WORK[model]
 
 
 def process(model: type[InboxEvent], pk, handler: Callable[[InboxEvent], str | None], *,
             force: bool = False) -> str:
     """Run `handler` for one stored event, at most one worker at a time, recording the outcome on the row.
 
-    The handler runs outside this function's transaction, so it may call platforms; it must be
-    idempotent. Returns the final status."""
-    now = timezone.now()
-    with transaction.atomic():
-        event = model.objects.select_for_update(skip_locked=True).filter(pk=pk).first()
-        if event is None:
-            return "locked-or-missing"
-        busy = event.status == InboxEvent.Status.PROCESSING and event.next_attempt_at and event.next_attempt_at > now
-        done = event.status in (InboxEvent.Status.PROCESSED, InboxEvent.Status.IGNORED)
-        if (busy or done) and not force:
-            return event.status
-        event.status = InboxEvent.Status.PROCESSING
-        event.attempts += 1
-        event.next_attempt_at = now + LEASE  # lease: a crash leaves it for the sweeper after this
-        event.save(update_fields=["status", "attempts", "next_attempt_at"])
-
+    The claim is committed before the handler runs, so the handler may call platforms; it must be
+    idempotent. `force` (operator replay) also re-runs a processed, ignored or failed-for-good event.
+    Returns the final status."""
+    work = inbox_work(model)
+    claim = work.claim(pk, force=force)
+    if claim is None:
+        return model.objects.filter(pk=pk).values_list("status", flat=True).first() or "locked-or-missing"
+    event = claim.row
     fields = {"processed_at": timezone.now(), "next_attempt_at": None, "last_error": "", "traceback": ""}
     try:
         result = handler(event) or ""
@@ -165,17 +176,11 @@ def process(model: type[InboxEvent], pk, handler: Callable[[InboxEvent], str | N
         fields.update(status=InboxEvent.Status.FAILED, processed_at=None,
                       last_error=f"{exc.__class__.__name__}: {exc}"[:4000], traceback=tb.format_exc()[-8000:],
                       next_attempt_at=None if failed_for_good else timezone.now() + backoff(event.attempts))
-    model.objects.filter(pk=event.pk).update(**fields)
+    work.record(event, **fields)
     return fields["status"]
 
 
-def due_events(model: type[InboxEvent], *, now=None, limit: int = 500):
-    """Events a sweeper should (re)dispatch: new ones whose nudge was lost, failures due for retry,
-    and processing ones whose lease ran out (worker died)."""
-    from django.db.models import Q
-
-    now = now or timezone.now()
-    S = InboxEvent.Status
-    lost = Q(status=S.PENDING, received_at__lte=now - timedelta(seconds=30))
-    retry = Q(status__in=[S.FAILED, S.PROCESSING], next_attempt_at__lte=now)
-    return model.objects.filter(lost | retry).order_by("received_at").values_list("pk", flat=True)[:limit]
+def due_events(model: type[InboxEvent], *, now=None, limit: int = 500) -> list:
+    """Events a sweeper should (re)dispatch: new ones whose nudge was lost, failures due for retry, and
+    processing ones whose lease ran out (worker died)."""
+    return inbox_work(model).due_ids(now=now, limit=limit)

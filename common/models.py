@@ -1,4 +1,5 @@
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -25,7 +26,8 @@ class InboxEvent(models.Model):
     traceback = models.TextField(_("错误堆栈"), blank=True)
     received_at = models.DateTimeField(_("接收时间"), auto_now_add=True, db_index=True)
     processed_at = models.DateTimeField(_("处理时间"), null=True, blank=True)
-    next_attempt_at = models.DateTimeField(_("下次处理时间"), null=True, blank=True)
+    # Due time of a pending or failed event, lease end of a processing one (common.due); None: nothing due.
+    next_attempt_at = models.DateTimeField(_("下次处理时间"), null=True, blank=True, default=timezone.now)
 
     class Meta:
         abstract = True

@@ -23,8 +23,10 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from common.due import DueWork, backoff
 from common.http import ConfigurationError, PlatformError, RateLimited
-from common.inbox import backoff, nudge
+from common.inbox import nudge
+from common.locks import lock_one, lock_rows
 
 from .channels import Message, channel_for, get_channel_class
 from .events import get_event
@@ -36,6 +38,8 @@ log = logging.getLogger(__name__)
 S = Delivery.Status
 WINDOW = timedelta(seconds=60)
 LEASE = timedelta(minutes=5)
+# Deliveries as due work (common.due): pending or waiting until `due_at`, leased while `sending`.
+DELIVERY_WORK = DueWork(Delivery, waiting=(S.PENDING, S.RETRY_WAIT), busy=S.SENDING, lease=LEASE)
 WEBHOOK_ALERT_INTERVAL = timedelta(minutes=10)
 HEALTH_ALERT_INTERVAL = timedelta(minutes=30)
 
@@ -108,14 +112,17 @@ def delivery_send(*, delivery_id: int) -> str:
     "throttled" / "locked-or-missing")."""
     now = timezone.now()
     with transaction.atomic():
-        d = (Delivery.objects.select_for_update(skip_locked=True, of=("self",))
-             .select_related("notification").filter(pk=delivery_id).first())
-        if d is None:
-            return "locked-or-missing"
-        if d.status not in (S.PENDING, S.RETRY_WAIT) or (d.due_at and d.due_at > now):
-            return d.status
+        claim = DELIVERY_WORK.lock(delivery_id, now=now, queryset=Delivery.objects.select_related("notification"))
+        if claim is None:
+            return Delivery.objects.filter(pk=delivery_id).values_list("status", flat=True).first() or \
+                "locked-or-missing"
+        d = claim.row
         # The channel row lock serialises the budget check between workers.
-        channel = Channel.objects.select_for_update().get(pk=d.channel_id)
+        channel = lock_one(Channel.objects.all(), pk=d.channel_id)
+        if claim.reclaimed and not get_channel_class(channel.kind).idempotent:
+            # The worker that held it died mid-send: an SMS may have gone out, and is never sent twice blindly.
+            _finish(d, S.UNKNOWN, "发送中断，结果未知：短信不会自动重发，请在短信控制台按 OutId 核对后手动处理")
+            return S.UNKNOWN
         if not channel.enabled:
             _finish(d, S.FAILED, "渠道已停用")
             return S.FAILED
@@ -141,8 +148,8 @@ def delivery_send(*, delivery_id: int) -> str:
             d.due_at = free_at
             d.save(update_fields=["status", "due_at", "subject", "text", "updated_at"])
             return "throttled"
-        d.status, d.attempts, d.attempted_at, d.lease_until = S.SENDING, d.attempts + 1, now, now + LEASE
-        d.save(update_fields=["status", "attempts", "attempted_at", "lease_until", "subject", "text", "updated_at"])
+        d.attempted_at = now
+        DELIVERY_WORK.mark(d, now=now, update_fields=("attempted_at", "subject", "text"))
 
     n = d.notification
     message = Message(event=n.event, subject=d.subject, text=d.text, context=n.context, recipient=n.recipient,
@@ -176,9 +183,7 @@ def _record_failure(d: Delivery, sender, exc: PlatformError) -> str:
 def _record(d: Delivery, status: str, error: str, **fields) -> str:
     """Store an attempt's result unless the row moved on meanwhile (lease expired and re-dispatched)."""
     fields.setdefault("due_at", None)
-    changed = Delivery.objects.filter(pk=d.pk, status=S.SENDING, attempts=d.attempts).update(
-        status=status, last_error=error[:4000], lease_until=None, updated_at=timezone.now(), **fields)
-    if not changed:
+    if not DELIVERY_WORK.record(d, status=status, last_error=error[:4000], **fields):
         log.warning("delivery %s changed while sending; result %s not recorded: %s", d.pk, status, error)
     return status
 
@@ -192,26 +197,9 @@ def _finish(d: Delivery, status: str, error: str) -> None:
 
 
 def deliveries_sweep(*, now: datetime | None = None, limit: int = 500) -> int:
-    """Every minute (beat): reclaim deliveries whose worker died mid-send, then dispatch what is due."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        stale = list(Delivery.objects.select_for_update(skip_locked=True)
-                     .filter(status=S.SENDING, lease_until__lte=now).select_related("channel")[:limit])
-        for d in stale:
-            if get_channel_class(d.channel.kind).idempotent:
-                d.status, d.due_at = S.RETRY_WAIT, now
-                d.last_error = "发送中断（进程退出），已重新排队"
-            else:
-                d.status, d.due_at = S.UNKNOWN, None
-                d.last_error = "发送中断，结果未知：短信不会自动重发，请在短信控制台按 OutId 核对后手动处理"
-            d.lease_until = None
-            d.save(update_fields=["status", "due_at", "last_error", "lease_until", "updated_at"])
-    due = list(Delivery.objects.filter(status__in=[S.PENDING, S.RETRY_WAIT], due_at__lte=now)
-               .order_by("due_at", "pk").values_list("pk", flat=True)[:limit])
-    task = deliver_task()
-    for pk in due:
-        nudge(task, pk)
-    return len(due)
+    """Every minute (beat): dispatch what is due, and deliveries whose worker died mid-send (their lease ran
+    out: `delivery_send` sends an idempotent one again and leaves an SMS `unknown` for staff)."""
+    return DELIVERY_WORK.sweep(deliver_task(), now=now, limit=limit)
 
 
 # --- staff actions -------------------------------------------------------------------------------------
@@ -222,9 +210,8 @@ def deliveries_retry_now(*, ids: list[int]) -> int:
     this may send a second message)."""
     now = timezone.now()
     with transaction.atomic():
-        picked = list(Delivery.objects.select_for_update(skip_locked=True)
-                      .filter(pk__in=ids, status__in=[S.FAILED, S.RETRY_WAIT, S.UNKNOWN, S.PENDING])
-                      .values_list("pk", flat=True))
+        picked = [d.pk for d in lock_rows(Delivery.objects.filter(
+            pk__in=ids, status__in=[S.FAILED, S.RETRY_WAIT, S.UNKNOWN, S.PENDING]).only("pk"), skip_locked=True)]
         Delivery.objects.filter(pk__in=picked).update(status=S.PENDING, due_at=now, lease_until=None,
                                                       updated_at=now)
         for pk in picked:

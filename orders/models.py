@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -96,8 +98,37 @@ class OrderStatus(models.TextChoices):
 
 
 S = OrderStatus
-PAID_STATES = [S.PAID, S.AWAITING_KYC, S.READY_TO_SHIP]
-REFUNDABLE_STATES = [*PAID_STATES, S.SHIPPED, S.COMPLETED]
+
+
+@dataclass(frozen=True)
+class StateInfo:
+    rank: int                 # progress along the main line: a platform report never moves an order back on it
+    stamps: str = ""          # the time field set when the order first enters the state
+    final: bool = False       # nothing follows (backfill does not re-query it)
+    paid: bool = False        # money received and goods not yet shipped
+    refundable: bool = False  # a refund may start from here
+
+
+# The status pipeline as data (DESIGN.md §3): every state's facts live here, every transition is an FSM method
+# on Order below; a transition a platform report may drive is marked `custom={"platform": True}`.
+# orders.services derives the platform's path search, ranks and timestamps from these two, so a new state
+# is one line here plus its transitions.
+PIPELINE: dict[str, StateInfo] = {
+    S.PENDING_PAYMENT: StateInfo(rank=0),
+    S.PAID: StateInfo(rank=1, stamps="paid_at", paid=True, refundable=True),
+    S.AWAITING_KYC: StateInfo(rank=1, paid=True, refundable=True),
+    S.READY_TO_SHIP: StateInfo(rank=1, paid=True, refundable=True),
+    S.SHIPPED: StateInfo(rank=2, stamps="shipped_at", refundable=True),
+    S.COMPLETED: StateInfo(rank=3, refundable=True),
+    S.REFUNDING: StateInfo(rank=4),
+    S.CLOSED: StateInfo(rank=5, stamps="closed_at", final=True),
+    S.REFUNDED: StateInfo(rank=5, stamps="closed_at", final=True),
+}
+assert set(PIPELINE) == set(OrderStatus.values), "every OrderStatus needs its PIPELINE entry"
+PAID_STATES = [s for s, info in PIPELINE.items() if info.paid]
+REFUNDABLE_STATES = [s for s, info in PIPELINE.items() if info.refundable]
+FINAL_STATES = [s for s, info in PIPELINE.items() if info.final]
+PLATFORM = {"platform": True}
 
 
 class Order(ConcurrentTransitionMixin, models.Model):
@@ -140,7 +171,7 @@ class Order(ConcurrentTransitionMixin, models.Model):
         return self.platform_order_id
 
     # Transitions. They only move the state; services write the OrderEvent and do the side effects.
-    @transition(field=status, source=S.PENDING_PAYMENT, target=S.PAID)
+    @transition(field=status, source=S.PENDING_PAYMENT, target=S.PAID, custom=PLATFORM)
     def pay(self):
         pass
 
@@ -152,27 +183,27 @@ class Order(ConcurrentTransitionMixin, models.Model):
     def release(self):
         pass
 
-    @transition(field=status, source=PAID_STATES, target=S.SHIPPED)
+    @transition(field=status, source=PAID_STATES, target=S.SHIPPED, custom=PLATFORM)
     def ship(self):
         pass
 
-    @transition(field=status, source=S.SHIPPED, target=S.COMPLETED)
+    @transition(field=status, source=S.SHIPPED, target=S.COMPLETED, custom=PLATFORM)
     def complete(self):
         pass
 
-    @transition(field=status, source=[S.PENDING_PAYMENT, *PAID_STATES], target=S.CLOSED)
+    @transition(field=status, source=[S.PENDING_PAYMENT, *PAID_STATES], target=S.CLOSED, custom=PLATFORM)
     def close(self):
         pass
 
-    @transition(field=status, source=REFUNDABLE_STATES, target=S.REFUNDING)
+    @transition(field=status, source=REFUNDABLE_STATES, target=S.REFUNDING, custom=PLATFORM)
     def start_refund(self):
         self.status_before_refund = self.status
 
-    @transition(field=status, source=S.REFUNDING, target=S.REFUNDED)
+    @transition(field=status, source=S.REFUNDING, target=S.REFUNDED, custom=PLATFORM)
     def refund(self):
         pass
 
-    @transition(field=status, source=S.REFUNDING, target=RETURN_VALUE(*REFUNDABLE_STATES))
+    @transition(field=status, source=S.REFUNDING, target=RETURN_VALUE(*REFUNDABLE_STATES), custom=PLATFORM)
     def end_refund(self):
         """Refund closed or refused: back where the order was."""
         return self.status_before_refund or S.PAID

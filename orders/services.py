@@ -15,31 +15,47 @@ from django.utils import timezone
 
 from accounts.models import Shop
 from accounts.services import buyer_upsert
+from common.locks import lock_one
 
 from . import hooks
+from .adapters import get_adapter
 from .adapters.base import OrderSnapshot
-from .models import PAID_STATES, Order, OrderEvent, OrderStatus, Product, StockMovement
+from .models import (
+    FINAL_STATES,
+    PAID_STATES,
+    PIPELINE,
+    REFUNDABLE_STATES,
+    Order,
+    OrderEvent,
+    OrderStatus,
+    Product,
+    StockMovement,
+)
 
 log = logging.getLogger(__name__)
 S = OrderStatus
 Actor = OrderEvent.Actor
 
-# The transitions a platform report may drive, as (name, sources, target). Our own steps after payment
-# (KYC hold, release to shipping) are not here: they are decided by hooks, not by the platform.
-PLATFORM_TRANSITIONS: list[tuple[str, set[str], str]] = [
-    ("pay", {S.PENDING_PAYMENT}, S.PAID),
-    ("ship", set(PAID_STATES), S.SHIPPED),
-    ("complete", {S.SHIPPED}, S.COMPLETED),
-    ("close", {S.PENDING_PAYMENT, *PAID_STATES}, S.CLOSED),
-    ("start_refund", {*PAID_STATES, S.SHIPPED, S.COMPLETED}, S.REFUNDING),
-    ("refund", {S.REFUNDING}, S.REFUNDED),
-    ("end_refund", {S.REFUNDING}, "*"),
-]
-# Progress along the main line: a report never moves an order backwards on it.
-RANK = {S.PENDING_PAYMENT: 0, S.PAID: 1, S.AWAITING_KYC: 1, S.READY_TO_SHIP: 1, S.SHIPPED: 2, S.COMPLETED: 3,
-        S.REFUNDING: 4, S.CLOSED: 5, S.REFUNDED: 5}
-FINAL = {S.CLOSED, S.REFUNDED}
-TIMESTAMPS = {S.PAID: "paid_at", S.SHIPPED: "shipped_at", S.CLOSED: "closed_at", S.REFUNDED: "closed_at"}
+
+
+def _platform_transitions() -> list[tuple[str, set[str], str]]:
+    """(name, sources, target) of every transition marked as platform-driven on Order's FSM; a target decided
+    at run time (RETURN_VALUE: back where a refund started) is "*". Our own post-payment steps (KYC hold,
+    release to shipping) are not platform-driven: hooks decide them."""
+    from django_fsm import State
+
+    table: dict[str, tuple[set[str], str]] = {}
+    for t in Order._meta.get_field("status").get_all_transitions(Order):
+        if t.custom.get("platform"):
+            sources, _ = table.setdefault(t.name, (set(), "*" if isinstance(t.target, State) else t.target))
+            sources.add(t.source)
+    return [(name, sources, target) for name, (sources, target) in table.items()]
+
+
+PLATFORM_TRANSITIONS = _platform_transitions()
+RANK = {state: info.rank for state, info in PIPELINE.items()}
+FINAL = set(FINAL_STATES)
+TIMESTAMPS = {state: info.stamps for state, info in PIPELINE.items() if info.stamps}
 
 
 class OrderError(Exception):
@@ -141,8 +157,13 @@ def _after(order: Order, *, before: str, automate: bool) -> None:
             fn(order)
 
 
-def order_lock(order_id: int) -> Order:
-    return Order.objects.select_for_update(of=("self",)).select_related("shop", "product").get(pk=order_id)
+def order_lock(order_id: int, *, skip_locked: bool = False) -> Order | None:
+    """Lock one order (with its shop and product joined, not locked) in the caller's transaction.
+    Raises Order.DoesNotExist when it is missing; None when skip_locked and another transaction holds it."""
+    order = lock_one(Order.objects.select_related("shop", "product"), pk=order_id, skip_locked=skip_locked)
+    if order is None and not skip_locked:
+        raise Order.DoesNotExist(f"order {order_id} does not exist")
+    return order
 
 
 def order_release(*, order: Order, actor: str = Actor.SYSTEM, user=None, message: str = "") -> Order:
@@ -193,8 +214,8 @@ def order_sync(*, shop: Shop, snapshot: OrderSnapshot, event_at: datetime | None
     is recorded as an anomaly (event + flag), never raised."""
     target = target_status or snapshot.target_status
     event_at = event_at or snapshot.updated_at or timezone.now()
-    order = (Order.objects.select_for_update(of=("self",)).select_related("shop", "product")
-             .filter(shop=shop, platform_order_id=snapshot.platform_order_id).first())
+    order = lock_one(Order.objects.select_related("shop", "product"), shop=shop,
+                     platform_order_id=snapshot.platform_order_id)
     created = order is None
     if created:
         order = Order(shop=shop, platform_order_id=snapshot.platform_order_id)
@@ -273,7 +294,7 @@ def stock_adjust(*, product: Product, change: int, reason: str, order: Order | N
     """Change a product's stock under a row lock and log a StockMovement. Unlimited stock (-1) is only
     logged. Raises OutOfStock rather than go below zero. Returns the locked, updated product."""
     with transaction.atomic():
-        product = Product.objects.select_for_update().get(pk=product.pk)
+        product = lock_one(Product.objects.all(), pk=product.pk)
         if product.unlimited:
             remaining = Product.UNLIMITED
         else:
@@ -306,7 +327,7 @@ def order_event_handle(event) -> str:
     if event.shop_id is None:
         raise Ignored("no shop")
     shop = event.shop
-    adapter = shop.adapter()
+    adapter = get_adapter(shop)
     msg = _push_of(event, adapter)
     last = (Order.objects.filter(shop=shop, platform_order_id=msg.platform_order_id)
             .values_list("platform_event_at", flat=True).first())
@@ -315,7 +336,7 @@ def order_event_handle(event) -> str:
     snap = adapter.fetch_order(msg.platform_order_id)
     target = snap.target_status
     # An order query does not show a refund in progress; the refund message does.
-    if msg.target_status == S.REFUNDING and target in {*PAID_STATES, S.SHIPPED, S.COMPLETED}:
+    if msg.target_status == S.REFUNDING and target in REFUNDABLE_STATES:
         target = S.REFUNDING
     times = [t for t in (msg.event_at, snap.updated_at) if t]
     result = order_sync(shop=shop, snapshot=snap, event_at=max(times) if times else None, target_status=target,
@@ -327,7 +348,7 @@ def order_event_handle(event) -> str:
 
 def order_refresh(*, order: Order, user=None) -> SyncResult:
     """Re-read one order from its platform and sync it (admin action, `manage.py sync_order`)."""
-    snap = order.shop.adapter().fetch_order(order.platform_order_id)
+    snap = get_adapter(order.shop).fetch_order(order.platform_order_id)
     actor = Actor.STAFF if user else Actor.PLATFORM
     return order_sync(shop=order.shop, snapshot=snap, actor=actor, user=user, source="refresh",
                       event_at=max(filter(None, [snap.updated_at, order.platform_event_at, timezone.now()])))
@@ -348,7 +369,7 @@ def order_backfill(*, shop: Shop, since: datetime, until: datetime, log_fn=None)
 
     With a list API (闲管家) the range is split until each slice holds fewer records than the paging cap;
     without one (open platform), the shop's non-final orders are re-queried one by one."""
-    adapter = shop.adapter()
+    adapter = get_adapter(shop)
     report = BackfillReport()
     say = log_fn or (lambda _msg: None)
     if adapter.list_cap is None:

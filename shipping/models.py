@@ -73,8 +73,9 @@ class Shipment(ConcurrentTransitionMixin, models.Model):
     method = models.CharField(_("发货方式"), max_length=16, choices=Method.choices, blank=True)
     shipped_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("发货人"), null=True, blank=True,
                                    on_delete=models.SET_NULL, related_name="+")
-    sent_at = models.DateTimeField(_("最近发送时间"), null=True, blank=True,
-                                   help_text=_("发货中状态的租约起点：超时未结束视为进程中断，先核对再重试"))
+    sent_at = models.DateTimeField(_("最近发送时间"), null=True, blank=True)
+    lease_until = models.DateTimeField(_("发送租约到期"), null=True, blank=True,
+                                       help_text=_("发货中状态的租约：到期未结束视为进程中断，先核对再重试"))
     shipped_at = models.DateTimeField(_("发货时间"), null=True, blank=True)
     created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
     updated_at = models.DateTimeField(_("更新时间"), auto_now=True)

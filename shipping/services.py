@@ -5,7 +5,7 @@ random delay in the product's window ("look like a person", seed 004), takes the
 card codes at once (so a sale is never promised twice), or puts it in the staff's queue.
 
 Exactly once: `shipment_dispatch` locks the row (`skip_locked`), checks state and due time, marks the
-attempt (`sending`, attempts + 1, `sent_at` = lease start) and commits; only then calls the platform; then
+attempt (`sending`, attempts + 1, a lease until `lease_until`) and commits; only then calls the platform; then
 records the result under lock. An attempt whose outcome is unknown (timeout, 5xx, lost answer, a worker
 killed while `sending`) sets `needs_reconcile`: the next attempt first asks the platform (`fetch_order`)
 and, if the order is shipped there, records it without a second ship call.
@@ -34,7 +34,10 @@ from django.db import transaction
 from django.template import Context, Engine, TemplateSyntaxError
 from django.utils import timezone
 
+from common.due import DueWork
 from common.http import ConfigurationError, PlatformError
+from common.locks import lock_one, lock_rows
+from orders.adapters import get_adapter
 from orders.adapters.base import ShipRequest
 from orders.models import Order, OrderEvent, OrderStatus, Product, StockMovement
 from orders.services import OrderError, OutOfStock, order_lock, order_mark_shipped, order_note, stock_adjust
@@ -49,6 +52,8 @@ OS = OrderStatus
 # A `sending` row older than this is taken to belong to a worker that died; it must exceed the task's
 # hard time limit (CELERY_TASK_TIME_LIMIT) plus the platform HTTP timeouts.
 LEASE = timedelta(minutes=5)
+# Shipments as due work (common.due): waiting until `due_at`, leased while `sending`.
+SHIPMENT_WORK = DueWork(Shipment, waiting=(St.SCHEDULED, St.RETRY_WAIT), busy=St.SENDING, lease=LEASE)
 PLATFORM_SHIPPED = {OS.SHIPPED, OS.COMPLETED}
 _rng = random.SystemRandom()
 _engine = Engine(autoescape=False)
@@ -136,9 +141,9 @@ def _reserve(shipment: Shipment, order: Order, product: Product, now: datetime) 
     try:
         with transaction.atomic():
             if need_codes:
-                ids = list(CardCode.objects.select_for_update(skip_locked=True)
-                           .filter(product=product, status=CardCode.Status.AVAILABLE)
-                           .order_by("pk").values_list("pk", flat=True)[:qty])
+                ids = [c.pk for c in lock_rows(CardCode.objects.filter(product=product,
+                                                                      status=CardCode.Status.AVAILABLE)
+                                               .only("pk"), skip_locked=True, limit=qty)]
                 if len(ids) < qty:
                     raise _Short(f"卡密不足：需要 {qty}，可用 {len(ids)}")
                 taken = (CardCode.objects.filter(pk__in=ids, status=CardCode.Status.AVAILABLE)
@@ -189,7 +194,7 @@ def shipment_schedule(order: Order, *, now: datetime | None = None) -> Shipment:
     """on_ready_to_ship: create (or reopen) the order's shipment. Runs inside the order's transaction."""
     now = _now(now)
     product = order.product
-    shipment = Shipment.objects.select_for_update().filter(order=order).first()
+    shipment = lock_one(Shipment.objects.all(), order=order)
     if shipment is not None and shipment.status != St.CANCELLED:
         return shipment  # already scheduled, in flight, queued or shipped
     if shipment is None:
@@ -225,7 +230,7 @@ def shipment_cancel(order: Order, *, reason: str = "订单已关闭") -> Shipmen
     transaction. A shipment being sent right now is not cancelled blindly: it is flagged, the attempt
     finishes, and its result decides (not shipped: cancelled and released; shipped: recorded as shipped,
     codes stay delivered, and an order note tells staff the buyer got the goods of a closed order)."""
-    shipment = Shipment.objects.select_for_update().filter(order=order).first()
+    shipment = lock_one(Shipment.objects.all(), order=order)
     if shipment is None:
         return None
     if shipment.status == St.SENDING:
@@ -253,7 +258,7 @@ def _cancel(shipment: Shipment, order: Order, reason: str) -> None:
 def shipment_platform_shipped(order: Order) -> Shipment | None:
     """on_shipped: the order is shipped (by us, or on the platform by someone else). A shipment not in
     flight is closed as shipped by the platform; its reserved codes count as delivered (never reused)."""
-    shipment = Shipment.objects.select_for_update().filter(order=order).first()
+    shipment = lock_one(Shipment.objects.all(), order=order)
     if shipment is None or shipment.status in (St.SHIPPED, St.SENDING, St.CANCELLED):
         return shipment
     _finish(shipment, order, method=Shipment.Method.PLATFORM, user=None, now=timezone.now())
@@ -292,7 +297,7 @@ def cardcode_import(*, product: Product, lines, user=None) -> ImportReport:
             continue
         fresh[h] = code
     with transaction.atomic():
-        product = Product.objects.select_for_update().get(pk=product.pk)
+        product = lock_one(Product.objects.all(), pk=product.pk)
         existing = set(CardCode.objects.filter(product=product, code_hash__in=list(fresh))
                        .values_list("code_hash", flat=True))
         report.duplicates_existing = len(existing)
@@ -310,8 +315,8 @@ def cardcode_void(*, codes, user=None) -> int:
     """Withdraw available codes (e.g. found invalid); limited stock loses one unit per code."""
     voided = 0
     with transaction.atomic():
-        for code in CardCode.objects.select_for_update().filter(pk__in=[c.pk for c in codes],
-                                                                status=CardCode.Status.AVAILABLE):
+        for code in lock_rows(CardCode.objects.select_related("product").filter(
+                pk__in=[c.pk for c in codes], status=CardCode.Status.AVAILABLE)):
             CardCode.objects.filter(pk=code.pk).update(status=CardCode.Status.VOID)
             product = code.product
             if not product.unlimited:
@@ -359,28 +364,39 @@ class _Attempt:
 
 
 def _lock(pk: int) -> Shipment:
-    return Shipment.objects.select_for_update(of=("self",)).select_related("order", "order__shop",
-                                                                           "order__product").get(pk=pk)
+    return lock_one(Shipment.objects.select_related("order", "order__shop", "order__product"), pk=pk)
+
+
+def _order_id_of(shipment_id: int) -> int | None:
+    return Shipment.objects.filter(pk=shipment_id).values_list("order_id", flat=True).first()
 
 
 def shipment_dispatch(*, shipment_id: int, now: datetime | None = None) -> str:
     """Send one due shipment (the ship_shipment task). Safe to run any number of times, concurrently."""
     now = _now(now)
+    order_id = _order_id_of(shipment_id)
+    if order_id is None:
+        return "locked-or-missing"
     with transaction.atomic():
-        s = (Shipment.objects.select_for_update(skip_locked=True, of=("self",))
-             .select_related("order", "order__shop", "order__product").filter(pk=shipment_id).first())
-        if s is None:
+        # Lock order: the order first, then its shipment (common.locks); a row another worker or a webhook
+        # holds is skipped — the sweeper comes back to it.
+        order = order_lock(order_id, skip_locked=True)
+        if order is None:
             return "locked-or-missing"
-        if s.status == St.SENDING:
-            if s.sent_at and s.sent_at + LEASE > now:
+        claim = SHIPMENT_WORK.lock(shipment_id, now=now, queryset=Shipment.objects.select_related(
+            "order", "order__shop", "order__product"))
+        if claim is None:
+            current = Shipment.objects.filter(pk=shipment_id).values_list("status", "due_at").first()
+            if current is None:
+                return "locked-or-missing"
+            status, due_at = current
+            if status == St.SENDING:
                 return "busy"
+            return "not-due" if status in (St.SCHEDULED, St.RETRY_WAIT) and due_at > now else status
+        s = claim.row
+        s.order = order
+        if claim.reclaimed:
             s.needs_reconcile = True  # the worker that sent it died: its call may have gone through
-        elif s.status in (St.SCHEDULED, St.RETRY_WAIT):
-            if s.due_at > now:
-                return "not-due"
-        else:
-            return s.status
-        order = s.order
         if order.status in PLATFORM_SHIPPED:
             _finish(s, order, method=Shipment.Method.PLATFORM, user=None, now=now)
             s.save()
@@ -407,7 +423,7 @@ def shipment_dispatch(*, shipment_id: int, now: datetime | None = None) -> str:
             s.attempts += 1
             s.method = Shipment.Method.AUTO
         s.start_sending()
-        s.sent_at = now
+        s.sent_at, s.lease_until = now, now + LEASE
         s.save()
         attempt = _Attempt(s.pk, order.pk, now, s.needs_reconcile, may_call, staff_owned, request)
     return _perform(attempt, order.shop)
@@ -426,7 +442,7 @@ def _auto_request(s: Shipment, order: Order) -> ShipRequest:
 
 def _perform(a: _Attempt, shop) -> str:
     """Outside any transaction: reconcile if needed, call the platform, record the result."""
-    adapter = shop.adapter()
+    adapter = get_adapter(shop)
     if a.reconcile:
         try:
             snap = adapter.fetch_order(_order_no(a))
@@ -579,9 +595,9 @@ def shipment_ship_manual(*, shipment: Shipment, user, logistics_company: str = "
     shipment in the queue with the error (and the result is returned)."""
     now = _now(now)
     with transaction.atomic():
-        s = (Shipment.objects.select_for_update(nowait=False, of=("self",))
-             .select_related("order", "order__shop", "order__product").get(pk=shipment.pk))
-        order = s.order
+        order = order_lock(shipment.order_id)
+        s = _lock(shipment.pk)
+        s.order = order
         if s.status == St.SHIPPED:
             return s
         if s.status == St.SENDING:
@@ -618,7 +634,7 @@ def shipment_ship_manual(*, shipment: Shipment, user, logistics_company: str = "
         s.method = Shipment.Method.STAFF
         s.shipped_by = user
         s.attempts += 1
-        s.sent_at = now
+        s.sent_at, s.lease_until = now, now + LEASE
         s.save()
         attempt = _Attempt(s.pk, order.pk, now, reconcile, True, True, request)
     _perform(attempt, order.shop)
@@ -630,12 +646,7 @@ def shipment_ship_manual(*, shipment: Shipment, user, logistics_company: str = "
 
 def due_shipments(*, now: datetime | None = None, limit: int = 1000) -> list[int]:
     """Scheduled or retrying shipments that are due, and `sending` ones whose lease ran out."""
-    from django.db.models import Q
-
-    now = _now(now)
-    due = Q(status__in=[St.SCHEDULED, St.RETRY_WAIT], due_at__lte=now)
-    lost = Q(status=St.SENDING, sent_at__lte=now - LEASE)
-    return list(Shipment.objects.filter(due | lost).order_by("due_at").values_list("pk", flat=True)[:limit])
+    return SHIPMENT_WORK.due_ids(now=now, limit=limit)
 
 
 def manual_queue():
