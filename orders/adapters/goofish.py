@@ -13,8 +13,10 @@ in as well):
     msg_id (TMC message id, optional), pub_time (optional, same format as timestamp)
 signed with the TOP signature above over every field except `sign`. Accepted when `app_key` is this shop's,
 `timestamp` is within ±10 minutes of now and the signature matches (constant-time compare). Answer
-`{"result": "success"}`. `key` = "top:" + msg_id, or "top:sha256:" + sha256(topic + message) without one;
-`event_at` = pub_time, else timestamp. Example (hmac-sha256, secret "gs"):
+`{"result": "success"}`. `event_at` = pub_time, else timestamp. `key` = "top:" + msg_id; without one,
+"top:sha256:" + sha256 of the topic, event_at and message: the same content sent again later (a refund
+re-opened after it was refused) is a new message, while an exact re-delivery keeps its key and is dropped as
+a duplicate by the inbox. Example (hmac-sha256, secret "gs"):
     app_key=gk&timestamp=2026-01-01+12:00:00&sign_method=hmac-sha256&topic=idle_autotrade_OrderStateSync
     &message={"order_id":"7001","order_status":2}&msg_id=m1&sign=<HMAC-SHA256 hex, upper case>
 OrderStateSync maps like order.query's order_status; RefundSync maps refund 1,2,3,8 → refunding, 5 → refunded,
@@ -191,12 +193,15 @@ class GoofishAdapter(Adapter):
             raise ValueError("message is not a JSON object")
         order_id = str(content.get("order_id") or content.get("biz_order_id") or "")
         status = content.get("order_status")
-        key = ("top:" + params["msg_id"]) if params.get("msg_id") else "top:sha256:" + hashlib.sha256(
-            (topic + raw_message).encode()).hexdigest()
+        event_at = parse_top_time(params.get("pub_time") or params.get("timestamp"))
+        if params.get("msg_id"):
+            key = "top:" + params["msg_id"]
+        else:  # the message's own time is part of its identity (protocols/goofish.md §1)
+            when = event_at.isoformat() if event_at else ""
+            key = "top:sha256:" + hashlib.sha256(f"{topic}\n{when}\n{raw_message}".encode()).hexdigest()
         refund = topic == TOPIC_REFUND
         return PushMessage(
-            key=key, topic="refund" if refund else "order", platform_order_id=order_id,
-            event_at=parse_top_time(params.get("pub_time") or params.get("timestamp")),
+            key=key, topic="refund" if refund else "order", platform_order_id=order_id, event_at=event_at,
             raw_status="" if status is None else str(status),
             target_status=refund_target_status(status) if refund else goofish_target_status(status),
         )

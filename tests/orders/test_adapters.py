@@ -432,6 +432,19 @@ def test_goofish_parse_push():
     # the same message without an id gets the same key twice (duplicates collapse in the inbox)
     one = signed_relay("gk", "gs", TOPIC_ORDER, {"order_id": "7006", "order_status": 3})
     assert adapter.parse_push(query={}, body=_form(one)).key == adapter.parse_push(query=one, body=b"").key
+    # without an id, the message's own time is part of its identity: the same refund status published again
+    # later is a new message; the same publication relayed twice (signed anew) is the same one
+    key = adapter.parse_push
+    refund = {"order_id": "7006", "order_status": 1}
+    first = signed_relay("gk", "gs", TOPIC_REFUND, refund, pub_time="2026-01-02 10:00:00")
+    resent = signed_relay("gk", "gs", TOPIC_REFUND, refund, pub_time="2026-01-02 10:00:00",
+                          timestamp="2026-01-02 10:03:00")
+    reopened = signed_relay("gk", "gs", TOPIC_REFUND, refund, pub_time="2026-01-02 11:00:00")
+    assert key(query={}, body=_form(first)).key == key(query={}, body=_form(resent)).key
+    assert key(query={}, body=_form(first)).key != key(query={}, body=_form(reopened)).key
+    no_pub = [signed_relay("gk", "gs", TOPIC_REFUND, refund, timestamp=t)
+              for t in ("2026-01-02 10:00:00", "2026-01-02 11:00:00")]
+    assert key(query={}, body=_form(no_pub[0])).key != key(query={}, body=_form(no_pub[1])).key
     with pytest.raises(ValueError):
         adapter.parse_push(query={}, body=_form({**one, "topic": "taobao_trade_TradeCreate"}))
     with pytest.raises(ValueError):
