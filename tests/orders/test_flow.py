@@ -46,7 +46,7 @@ def payload(order_no: str, status: int, modify_time: int, refund_status: int = 0
             "order_status": status, "refund_status": refund_status, "modify_time": modify_time}
 
 
-def test_signed_paid_push_reaches_ready_to_ship_with_its_event_log(postgres, fake, shop):
+def test_signed_paid_push_reaches_ready_to_ship_with_its_event_log(fake, shop):
     now = int(time.time())
     fake.add_order("3001", status=12, item_id="item-1", quantity=2, amount_fen=1999, update_time=now)
 
@@ -94,7 +94,7 @@ def test_same_push_three_times_at_once_yields_one_order_and_one_set_of_events(po
 
 
 @pytest.mark.parametrize("case", ["bad-sign", "missing-sign", "wrong-secret", "unknown-appid", "old-timestamp"])
-def test_bad_or_missing_signature_answers_4xx_and_changes_nothing(postgres, fake, shop, case):
+def test_bad_or_missing_signature_answers_4xx_and_changes_nothing(fake, shop, case):
     now = int(time.time())
     fake.add_order("3003", status=12, item_id="item-1", update_time=now)
     qs, body = signed_push(APP_KEY, SECRET, payload("3003", 12, now))
@@ -119,7 +119,7 @@ def test_bad_or_missing_signature_answers_4xx_and_changes_nothing(postgres, fake
     assert fake.calls("detail") == 0
 
 
-def test_a_tampered_body_is_rejected(postgres, fake, shop):
+def test_a_tampered_body_is_rejected(fake, shop):
     now = int(time.time())
     qs, body = signed_push(APP_KEY, SECRET, payload("3004", 12, now))
     tampered = body.replace(b"3004", b"3005")
@@ -128,7 +128,7 @@ def test_a_tampered_body_is_rejected(postgres, fake, shop):
     assert OrderInboxEvent.objects.count() == 0 and Order.objects.count() == 0
 
 
-def test_older_status_after_newer_one_is_ignored(postgres, fake, shop):
+def test_older_status_after_newer_one_is_ignored(fake, shop):
     now = int(time.time())
     fake.add_order("3006", status=21, item_id="item-1", update_time=now)
     client = Client()
@@ -147,7 +147,7 @@ def test_older_status_after_newer_one_is_ignored(postgres, fake, shop):
     assert late.status == InboxEvent.Status.IGNORED and late.result.startswith("stale")
 
 
-def test_platform_5xx_in_processing_leaves_the_event_stored_and_retryable(postgres, fake, shop):
+def test_platform_5xx_in_processing_leaves_the_event_stored_and_retryable(fake, shop):
     now = int(time.time())
     fake.add_order("3007", status=12, item_id="item-1", update_time=now)
     fake.fail_next(1, status=500)
@@ -163,7 +163,7 @@ def test_platform_5xx_in_processing_leaves_the_event_stored_and_retryable(postgr
     assert Order.objects.get(platform_order_id="3007").status == "ready_to_ship"
 
 
-def test_a_crash_in_processing_keeps_the_event_with_its_traceback(postgres, fake, shop, monkeypatch):
+def test_a_crash_in_processing_keeps_the_event_with_its_traceback(fake, shop, monkeypatch):
     now = int(time.time())
     fake.add_order("3008", status=12, item_id="item-1", update_time=now)
     import orders.services
@@ -185,7 +185,7 @@ def test_a_crash_in_processing_keeps_the_event_with_its_traceback(postgres, fake
     assert Order.objects.get(platform_order_id="3008").status == "ready_to_ship"
 
 
-def test_broker_down_at_ingest_still_stores_and_the_sweeper_processes(postgres, fake, shop, monkeypatch):
+def test_broker_down_at_ingest_still_stores_and_the_sweeper_processes(fake, shop, monkeypatch):
     now = int(time.time())
     fake.add_order("3009", status=12, item_id="item-1", update_time=now)
     from orders.tasks import process_order_event, sweep_inbox
@@ -204,7 +204,7 @@ def test_broker_down_at_ingest_still_stores_and_the_sweeper_processes(postgres, 
     assert Order.objects.get(platform_order_id="3009").status == "ready_to_ship"
 
 
-def test_refund_then_refund_closed_returns_the_order_where_it_was(postgres, fake, shop):
+def test_refund_then_refund_closed_returns_the_order_where_it_was(fake, shop):
     now = int(time.time())
     fake.add_order("3010", status=12, item_id="item-1", update_time=now)
     client = Client()
@@ -217,7 +217,7 @@ def test_refund_then_refund_closed_returns_the_order_where_it_was(postgres, fake
     assert Order.objects.get(platform_order_id="3010").status == "ready_to_ship"
 
 
-def test_an_impossible_jump_is_recorded_as_an_anomaly_not_a_crash(postgres, fake, shop):
+def test_an_impossible_jump_is_recorded_as_an_anomaly_not_a_crash(fake, shop):
     now = int(time.time())
     fake.add_order("3011", status=24, item_id="item-1", update_time=now)
     client = Client()
@@ -231,7 +231,7 @@ def test_an_impossible_jump_is_recorded_as_an_anomaly_not_a_crash(postgres, fake
     assert OrderInboxEvent.objects.filter(status=InboxEvent.Status.PROCESSED).count() == 2
 
 
-def test_malformed_json_with_a_valid_signature_is_refused(postgres, fake, shop):
+def test_malformed_json_with_a_valid_signature_is_refused(fake, shop):
     from tests.fakes.xianguanjia import sign_query
 
     body = b"{not json"
@@ -242,7 +242,7 @@ def test_malformed_json_with_a_valid_signature_is_refused(postgres, fake, shop):
     assert json.loads(resp.content)["error"].startswith("malformed")
 
 
-def test_open_platform_relay_from_message_to_ready_to_ship(postgres, settings):
+def test_open_platform_relay_from_message_to_ready_to_ship(settings):
     from urllib.parse import urlencode
 
     from orders.adapters.goofish import TOPIC_ORDER
@@ -263,3 +263,70 @@ def test_open_platform_relay_from_message_to_ready_to_ship(postgres, settings):
     order = Order.objects.get(shop=shop, platform_order_id="7101")
     assert order.status == "ready_to_ship"
     assert OrderInboxEvent.objects.count() == 1
+
+
+def test_paid_push_to_shipped_with_the_code_in_front_of_the_buyer(fake, shop):
+    """The whole spine on any database: signed push → inbox → order → shipment → platform ship → the buyer's
+    page shows the card code."""
+    from shipping.models import CardCode, Shipment
+    from shipping.services import cardcode_import
+
+    product = Product.objects.create(shop=shop, item_id="card-9", title="会员卡", kind="virtual", auto_ship=True,
+                                     delivery_template="激活码：{% for c in codes %}{{ c }}{% endfor %}")
+    cardcode_import(product=product, lines=["SPINE-CODE-1"])
+    now = int(time.time())
+    fake.add_order("3020", status=12, item_id="card-9", update_time=now)
+
+    assert push(Client(), payload("3020", 12, now)).status_code == 200
+
+    order = Order.objects.get(platform_order_id="3020")
+    assert order.status == "shipped"
+    assert fake.orders["3020"]["order_status"] == 21  # shipped on the platform too
+    shipment = Shipment.objects.get(order=order)
+    assert shipment.status == "shipped" and shipment.attempts == 1
+    assert CardCode.objects.get().status == "delivered"
+    page = Client().get(f"/delivery/{shipment.token}/")
+    assert page.status_code == 200 and "SPINE-CODE-1" in page.content.decode()
+    assert [e.to_status for e in order.events.filter(kind="transition")] == ["paid", "ready_to_ship", "shipped"]
+
+
+def test_open_platform_refund_reopened_later_is_applied_and_an_exact_redelivery_is_not(settings):
+    """Relayed messages without msg_id: the same refund status published again later is a new message (the
+    buyer asked again after the seller refused); the same publication relayed twice is one."""
+    from datetime import datetime, timedelta
+    from urllib.parse import urlencode
+
+    from orders.adapters.goofish import TOPIC_ORDER, TOPIC_REFUND
+    from tests.fakes.goofish import CST, FakeGoofish, signed_relay
+
+    def at(seconds: int) -> str:
+        return (datetime.now(CST) + timedelta(seconds=seconds)).strftime("%Y-%m-%d %H:%M:%S")
+
+    def relay(form: dict) -> None:
+        resp = Client().post("/webhooks/goofish/", data=urlencode(form),
+                             content_type="application/x-www-form-urlencoded")
+        assert resp.status_code == 200
+
+    with FakeGoofish() as top:
+        top.apps["gk"] = "gs"
+        top.sessions.add("seller-session")
+        settings.GOOFISH_GATEWAY_URL = top.url + "/router/rest"
+        shop, _ = shop_upsert(platform="goofish", name="开放平台店", app_key="gk", app_secret="gs",
+                              session_token="seller-session")
+        top.add_order("7102", status=2)
+        order_of = lambda: Order.objects.get(shop=shop, platform_order_id="7102")  # noqa: E731
+
+        relay(signed_relay("gk", "gs", TOPIC_ORDER, {"order_id": "7102", "order_status": 2}, pub_time=at(1)))
+        assert order_of().status == "ready_to_ship"
+        relay(signed_relay("gk", "gs", TOPIC_REFUND, {"order_id": "7102", "order_status": 1}, pub_time=at(2)))
+        assert order_of().status == "refunding"
+        relay(signed_relay("gk", "gs", TOPIC_REFUND, {"order_id": "7102", "order_status": 6}, pub_time=at(3)))
+        assert order_of().status == "ready_to_ship"  # the seller refused the refund
+        reopened = signed_relay("gk", "gs", TOPIC_REFUND, {"order_id": "7102", "order_status": 1}, pub_time=at(4))
+        relay(reopened)
+        assert order_of().status == "refunding"  # the same content as the first refund message: applied
+        relay(reopened)  # the relay delivers it again
+
+    assert OrderInboxEvent.objects.count() == 4
+    assert [e.to_status for e in order_of().events.filter(kind="transition")] == [
+        "paid", "ready_to_ship", "refunding", "ready_to_ship", "refunding"]
