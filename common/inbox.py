@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 
 # Sent after a webhook call was refused (source, reason, remote_addr). Notifications listens to it.
 webhook_rejected = Signal()
+# Sent when a stored event failed for good (its attempts are used up; only an operator's replay runs it again),
+# inside the transaction that records the failure: model (label), event_id, source, topic, reference (the
+# order or other object it is about, if the model says), attempts, error. Notifications listens to it.
+inbox_failed = Signal()
 
 # Every concrete inbox model and its handler, for /healthz/ and replay_events.
 INBOX_MODELS: list[type[InboxEvent]] = []
@@ -176,6 +180,13 @@ def process(model: type[InboxEvent], pk, handler: Callable[[InboxEvent], str | N
         fields.update(status=InboxEvent.Status.FAILED, processed_at=None,
                       last_error=f"{exc.__class__.__name__}: {exc}"[:4000], traceback=tb.format_exc()[-8000:],
                       next_attempt_at=None if failed_for_good else timezone.now() + backoff(event.attempts))
+        if failed_for_good:
+            with transaction.atomic():  # the alert's rows commit with the failure, or neither does
+                if work.record(event, **fields):
+                    inbox_failed.send(sender=model, model=model._meta.label, event_id=event.pk, source=event.source,
+                                      topic=event.topic, reference=str(getattr(event, "platform_order_id", "")),
+                                      attempts=event.attempts, error=fields["last_error"][:500])
+            return fields["status"]
     work.record(event, **fields)
     return fields["status"]
 

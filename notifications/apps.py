@@ -13,8 +13,9 @@ class NotificationsConfig(AppConfig):
     }
 
     def ready(self):
-        from common.inbox import webhook_rejected
+        from common.inbox import inbox_failed, webhook_rejected
 
-        from .services import on_webhook_rejected
+        from .services import on_inbox_failed, on_webhook_rejected
 
         webhook_rejected.connect(on_webhook_rejected, dispatch_uid="notifications.webhook_rejected")
+        inbox_failed.connect(on_inbox_failed, dispatch_uid="notifications.inbox_failed")

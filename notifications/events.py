@@ -69,6 +69,20 @@ EVENTS: dict[str, Event] = {e.key: e for e in [
           "来源 {{ source }} 的回调被拒绝 {{ count }} 次（自上次告警以来）。最近一次：{{ reason }}，"
           "来自 {{ remote_addr }}。",
           sample={"source": "xianguanjia", "reason": "签名错误", "remote_addr": "203.0.113.7", "count": 3}),
+    Event("inbox.failed", "平台消息处理失败", "{{ source }} 消息处理失败，已停止自动重试",
+          "{{ source }} 消息 #{{ event_id }}（{{ topic }}{% if order %}，订单 {{ order }}{% endif %}）已处理 "
+          "{{ attempts }} 次仍失败，不再自动重试：{{ error }}"
+          "{% if count > 1 %}\n自上次提醒以来共 {{ count }} 条消息失败。{% endif %}"
+          "\n排除原因后，在后台「订单消息」中重放，或运行 manage.py replay_events --failed。",
+          sample={"source": "xianguanjia", "topic": "order", "event_id": 42, "order": "3001", "attempts": 8,
+                  "error": "PlatformError: 平台返回 5xx", "count": 1}),
+    Event("order.anomaly", "订单状态异常", "订单 {{ order }} 状态异常",
+          "订单 {{ order }} 状态异常：平台状态 {{ platform_status }} 无法从「{{ status }}」到达「{{ target }}」，"
+          "订单已标记为异常，未做任何变更。"
+          "{% if count > 1 %}\n自上次提醒以来共 {{ count }} 笔订单出现异常。{% endif %}"
+          "\n请在后台「订单」中按“异常”筛选，核对平台后台的实际状态后处理。",
+          sample={**_SHOP, "order": "3001", "status": "已关闭", "target": "已发货", "platform_status": "21",
+                  "count": 1}),
     Event("health.alert", "系统健康告警", "系统健康告警",
           "以下检查未通过：{{ failing }}。{% for name, detail in details.items %}\n{{ name }}：{{ detail }}"
           "{% endfor %}",

@@ -42,6 +42,8 @@ LEASE = timedelta(minutes=5)
 DELIVERY_WORK = DueWork(Delivery, waiting=(S.PENDING, S.RETRY_WAIT), busy=S.SENDING, lease=LEASE)
 WEBHOOK_ALERT_INTERVAL = timedelta(minutes=10)
 HEALTH_ALERT_INTERVAL = timedelta(minutes=30)
+# Failures that need a person (DESIGN.md §4.5): at most one alert per key in this interval, with the count.
+FAILURE_ALERT_INTERVAL = timedelta(minutes=10)
 
 
 def max_attempts() -> int:
@@ -244,6 +246,28 @@ def alert_gate(*, key: str, interval: timedelta, now: datetime | None = None) ->
     count, gate.pending_count, gate.last_alert_at = gate.pending_count, 0, now
     gate.save(update_fields=["pending_count", "last_alert_at"])
     return count
+
+
+def staff_alert(event: str, *, key: str, interval: timedelta = FAILURE_ALERT_INTERVAL, shop=None,
+                **context) -> Notification | None:
+    """notify(event) for staff, rate-limited: at most one per `key` per `interval`; the alert carries `count`,
+    the occurrences since the previous one (this one included). Runs in the caller's transaction."""
+    with transaction.atomic():
+        count = alert_gate(key=key, interval=interval)
+        if count is None:
+            return None
+        return notify(event, shop=shop, count=count, **context)
+
+
+def on_inbox_failed(sender=None, *, model: str = "", event_id=None, source: str = "", topic: str = "",
+                    reference: str = "", attempts: int = 0, error: str = "", **kwargs) -> None:
+    """Receiver of common.inbox.inbox_failed: inbox.failed, at most one per source per 10 minutes. An alert
+    problem is logged and never undoes the failure's record."""
+    try:
+        staff_alert("inbox.failed", key=f"inbox_failed:{model}:{source}", source=source, topic=topic,
+                    event_id=event_id, order=reference, attempts=attempts, error=error)
+    except Exception:
+        log.exception("alert for failed %s event %s not recorded", model, event_id)
 
 
 def webhook_rejected_alert(*, source: str, reason: str, remote_addr: str = "") -> Notification | None:

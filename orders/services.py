@@ -246,11 +246,21 @@ def order_sync(*, shop: Shop, snapshot: OrderSnapshot, event_at: datetime | None
                     actor=actor, message=f"平台状态 {snapshot.raw_status} 无法从 {order.get_status_display()} 到达",
                     data={"platform_status": snapshot.raw_status, "target": target})
         log.warning("order %s: no path %s -> %s", order.platform_order_id, order.status, target)
+        _anomaly_alert(order, target, snapshot.raw_status)
         return SyncResult(order, created, [], "anomaly")
     for i, name in enumerate(path):
         order_transition(order=order, name=name, actor=actor, user=user, automate=i == len(path) - 1,
                          message=f"平台状态 {snapshot.raw_status}", data={"platform_status": snapshot.raw_status})
     return SyncResult(order, created, path, "applied" if path or created else "unchanged")
+
+
+def _anomaly_alert(order: Order, target: str, platform_status: str) -> None:
+    """order.anomaly for staff (DESIGN.md §4.5), at most one per shop per 10 minutes (with the count)."""
+    from notifications.services import staff_alert
+
+    staff_alert("order.anomaly", key=f"order_anomaly:{order.shop_id}", shop=order.shop,
+                order=order.platform_order_id, status=order.get_status_display(),
+                target=S(target).label if target in S.values else target, platform_status=platform_status)
 
 
 def _fill(order: Order, shop: Shop, snap: OrderSnapshot) -> None:
