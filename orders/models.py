@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
 
@@ -254,6 +255,45 @@ class OrderInboxEvent(InboxEvent):
         verbose_name_plural = _("订单消息")
         constraints = [models.UniqueConstraint(fields=["source", "key"], name="order_inbox_unique_key")]
         indexes = [models.Index(fields=["status", "next_attempt_at"], name="order_inbox_due")]
+
+
+class BackfillRun(models.Model):
+    """One backfill of a shop's orders (orders.backfill): the window it covered, how far it got and how it
+    ended. A run without --since continues from the end of the shop's last successful continuous run."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+
+    shop = models.ForeignKey(Shop, verbose_name=_("Shop"), on_delete=models.CASCADE, related_name="backfill_runs")
+    since = models.DateTimeField(_("From"), null=True, blank=True,
+                                 help_text=_("Empty: every order we know that is not final (no list API)."))
+    until = models.DateTimeField(_("To"))
+    continuous = models.BooleanField(
+        _("Continuous"), default=False,
+        help_text=_("Starts at or before the end of the previous successful continuous run, so its end is where "
+                    "the next run may start."))
+    status = models.CharField(_("Status"), max_length=16, choices=Status.choices, default=Status.RUNNING)
+    seen = models.PositiveIntegerField(_("Orders seen"), default=0)
+    created = models.PositiveIntegerField(_("New orders"), default=0)
+    changed = models.PositiveIntegerField(_("Orders changed"), default=0)
+    anomalies = models.PositiveIntegerField(_("Anomalies"), default=0)
+    errors = models.PositiveIntegerField(_("Errors"), default=0)
+    slices = models.PositiveIntegerField(_("Slices"), default=0)
+    pages = models.PositiveIntegerField(_("Pages"), default=0)
+    message = models.TextField(_("Message"), blank=True)
+    started_at = models.DateTimeField(_("Started"), default=timezone.now)
+    finished_at = models.DateTimeField(_("Finished"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("Backfill run")
+        verbose_name_plural = _("Backfill runs")
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["shop", "status", "-until"], name="backfill_run_checkpoint")]
+
+    def __str__(self):
+        return f"{self.shop_id} {self.since or '…'} – {self.until} [{self.status}]"
 
 
 class SandboxOrder(models.Model):

@@ -21,7 +21,6 @@ from . import hooks
 from .adapters import get_adapter
 from .adapters.base import OrderSnapshot
 from .models import (
-    FINAL_STATES,
     PAID_STATES,
     PIPELINE,
     REFUNDABLE_STATES,
@@ -54,7 +53,6 @@ def _platform_transitions() -> list[tuple[str, set[str], str]]:
 
 PLATFORM_TRANSITIONS = _platform_transitions()
 RANK = {state: info.rank for state, info in PIPELINE.items()}
-FINAL = set(FINAL_STATES)
 TIMESTAMPS = {state: info.stamps for state, info in PIPELINE.items() if info.stamps}
 
 
@@ -318,7 +316,7 @@ def stock_adjust(*, product: Product, change: int, reason: str, order: Order | N
         return product
 
 
-# --- inbound messages, refresh and backfill ----------------------------------------------------------
+# --- inbound messages and refresh --------------------------------------------------------------------
 
 
 def _push_of(event, adapter):
@@ -362,63 +360,6 @@ def order_refresh(*, order: Order, user=None) -> SyncResult:
     actor = Actor.STAFF if user else Actor.PLATFORM
     return order_sync(shop=order.shop, snapshot=snap, actor=actor, user=user, source="refresh",
                       event_at=max(filter(None, [snap.updated_at, order.platform_event_at, timezone.now()])))
-
-
-@dataclass
-class BackfillReport:
-    seen: int = 0
-    created: int = 0
-    changed: int = 0
-    anomalies: int = 0
-    slices: int = 0
-    errors: int = 0
-
-
-def order_backfill(*, shop: Shop, since: datetime, until: datetime, log_fn=None) -> BackfillReport:
-    """Bring a shop's orders updated in [since, until] into our machine. Safe to run again.
-
-    With a list API (闲管家) the range is split until each slice holds fewer records than the paging cap;
-    without one (open platform), the shop's non-final orders are re-queried one by one."""
-    adapter = get_adapter(shop)
-    report = BackfillReport()
-    say = log_fn or (lambda _msg: None)
-    if adapter.list_cap is None:
-        qs = Order.objects.filter(shop=shop, updated_at__gte=since).exclude(status__in=list(FINAL))
-        for order in qs.iterator():
-            try:
-                _count(report, order_refresh(order=order))
-            except Exception as exc:  # one bad order must not stop the rest
-                report.errors += 1
-                say(f"{order.platform_order_id}: {exc}")
-        return report
-
-    size = adapter.list_page_size
-    stack = [(since, until)]
-    while stack:
-        start, end = stack.pop()
-        first = adapter.list_orders(start=start, end=end, page_no=1, page_size=size)
-        if first.total >= adapter.list_cap and (end - start).total_seconds() > 1:
-            mid = start + (end - start) / 2
-            stack.extend([(mid, end), (start, mid)])
-            continue
-        report.slices += 1
-        say(f"slice {start:%Y-%m-%d %H:%M:%S} – {end:%Y-%m-%d %H:%M:%S}: {first.total} orders")
-        page, page_no = first, 1
-        while True:
-            for snap in page.items:
-                _count(report, order_sync(shop=shop, snapshot=snap, source="backfill"))
-            if page_no * size >= page.total or not page.items:
-                break
-            page_no += 1
-            page = adapter.list_orders(start=start, end=end, page_no=page_no, page_size=size)
-    return report
-
-
-def _count(report: BackfillReport, result: SyncResult) -> None:
-    report.seen += 1
-    report.created += result.created
-    report.changed += bool(result.applied)
-    report.anomalies += result.outcome == "anomaly"
 
 
 # --- sandbox platform ------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ plain dataclasses; `orders.services` never sees a platform's field names."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -77,6 +77,8 @@ class Adapter:
     # Most records one list query can reach by paging (闲管家: 10,000); None = no list API.
     list_cap: ClassVar[int | None] = None
     list_page_size: ClassVar[int] = 100
+    # How far back the list reaches (闲管家: orders updated in the last 6 months); None = no limit known.
+    list_window: ClassVar[timedelta | None] = None
 
     def __init__(self, shop, **client_kwargs):
         self.shop = shop

@@ -10,7 +10,7 @@ that has shipped; a refusal is recorded and raises a non-retryable PlatformError
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import transaction
@@ -27,6 +27,7 @@ CLOSABLE = ("pending_payment", "paid")
 class SandboxAdapter(Adapter):
     platform = "sandbox"
     list_cap = 10000
+    list_window = timedelta(days=180)  # like 闲管家
 
     def _record(self, method: str, params: dict, response: dict) -> None:
         from orders.models import SandboxCall

@@ -23,7 +23,7 @@ import hashlib
 import hmac
 import json
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -121,6 +121,7 @@ class XianguanjiaAdapter(Adapter):
     platform = "xianguanjia"
     list_cap = 10000
     list_page_size = 100
+    list_window = timedelta(days=180)  # update_time "within 6 months" (protocols/goofish.md §2)
 
     @property
     def client(self) -> XianguanjiaClient:

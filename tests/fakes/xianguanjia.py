@@ -1,6 +1,7 @@
 """A fake 闲管家 open API. It checks `appid`, the 5-minute `timestamp` window and the md5 signature over
 the exact body bytes the way the platform describes it (implemented here independently of the adapter),
-enforces the list's page size and 10,000-record paging cap, and can be told to fail or stall.
+enforces the list's page size, its 10,000-record paging cap and its 6-month reach (`update_time`), and can be
+told to fail or stall.
 
 Credential failures answer HTTP 200 with the platform's envelope, `{"code": 401, "msg": "sign error"}`
 (or "appid error" / "timestamp error"); business errors use other non-zero codes:
@@ -19,6 +20,7 @@ from urllib.parse import urlencode
 from .server import FakePlatform, Request, Response
 
 WINDOW = 300
+REACH = 184 * 86400  # the list reaches orders updated in the last 6 months
 
 
 
@@ -49,6 +51,7 @@ class FakeXianguanjia(FakePlatform):
         self.orders: dict[str, dict] = {}
         self.paging_cap = 10000
         self.cap_violations = 0
+        self.reach_violations = 0
         self.ship_calls: Counter[str] = Counter()
         self._calls: Counter[str] = Counter()
         self._fail: list[int] = []
@@ -131,7 +134,10 @@ class FakeXianguanjia(FakePlatform):
         if page_no * page_size > self.paging_cap:
             self.cap_violations += 1
             return Response(200, {"code": 4001, "msg": "paging beyond 10000 records"})
-        start, end = body.get("update_time") or [0, 2**31]
+        start, end = body.get("update_time") or [int(time.time()) - REACH, 2**31]
+        if int(start) < int(time.time()) - REACH:
+            self.reach_violations += 1
+            return Response(200, {"code": 400, "msg": "update_time must be within the last 6 months"})
         with self.lock:
             # Sorted (update_time, order_no) index, rebuilt only after a change: paging 100,000 orders must
             # not re-sort them for every page (the backfill benchmark measures us, not the fake).

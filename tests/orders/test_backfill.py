@@ -1,19 +1,27 @@
-"""Backfill from a fake 闲管家 order list: thousands of orders, twice, no duplicates, range split under the
-paging cap."""
+"""Backfill (orders.backfill, manage.py backfill_orders): from a fake 闲管家 order list split under its paging cap
+and within its 6-month reach, continuing from the last successful run; from the open platform by re-querying
+the orders we know."""
 
+import io
+import json
 import time
 from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.utils import timezone
 
 from accounts.services import shop_upsert
-from orders.models import Order, OrderEvent
+from orders.adapters.base import OrderSnapshot
+from orders.backfill import OVERLAP, backfill_checkpoint, order_backfill
+from orders.models import BackfillRun, Order, OrderEvent
+from orders.services import order_sync
 from tests.fakes.xianguanjia import FakeXianguanjia
 
 APP_KEY, SECRET = "xgj-bf", "xgj-bf-secret"
 pytestmark = pytest.mark.django_db(transaction=True)
+DAY = 86400
 
 
 @pytest.fixture
@@ -24,46 +32,159 @@ def fake(settings):
         yield server
 
 
-def test_backfill_of_thousands_of_orders_twice_makes_no_duplicates(postgres, fake, monkeypatch):
-    shop_upsert(platform="xianguanjia", name="回填店", app_key=APP_KEY, app_secret=SECRET)
-    end = int(time.time()) - 60
-    start = end - 7 * 86400
-    fake.bulk_add(3000, start, end)
-    # A small cap (as the platform's 10,000, scaled down) makes the range split into several slices.
-    fake.paging_cap = 1000
+@pytest.fixture
+def shop(fake):
+    return shop_upsert(platform="xianguanjia", name="回填店", app_key=APP_KEY, app_secret=SECRET)[0]
+
+
+@pytest.fixture
+def small_cap(fake, monkeypatch):
+    """The platform's 10,000-record paging cap and 100-record pages, scaled down to 200 and 50, so that a test
+    with a few hundred orders splits its range and pages through each slice."""
     from orders.adapters.xianguanjia import XianguanjiaAdapter
 
-    monkeypatch.setattr(XianguanjiaAdapter, "list_cap", 1000)
+    fake.paging_cap = 200
+    monkeypatch.setattr(XianguanjiaAdapter, "list_cap", 200)
+    monkeypatch.setattr(XianguanjiaAdapter, "list_page_size", 50)
 
-    since = timezone.datetime.fromtimestamp(start - 1, tz=timezone.get_current_timezone())
-    until = timezone.datetime.fromtimestamp(end + 1, tz=timezone.get_current_timezone())
-    args = ["--shop", APP_KEY, "--since", since.strftime("%Y-%m-%d %H:%M:%S"),
-            "--until", until.strftime("%Y-%m-%d %H:%M:%S")]
-    call_command("backfill_orders", *args)
-    assert Order.objects.count() == 3000
+
+def backfill(*args) -> str:
+    out = io.StringIO()
+    call_command("backfill_orders", "--shop", APP_KEY, *args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+def list_ranges(fake) -> list[tuple[int, int]]:
+    """The update_time range of every list request the platform received, in order."""
+    return [tuple(json.loads(r.body)["update_time"]) for r in fake.requests if r.path.endswith("/order/list")]
+
+
+def test_backfill_of_hundreds_of_orders_twice_makes_no_duplicates(fake, shop, small_cap):
+    end = int(time.time()) - 60
+    fake.bulk_add(600, end - 7 * DAY, end)
+    since = timezone.localtime(timezone.now() - timedelta(days=8))
+    args = ["--since", f"{since:%Y-%m-%d %H:%M:%S}"]
+
+    first = backfill(*args)
+    assert Order.objects.count() == 600
     events = OrderEvent.objects.count()
-    pages_first = fake.calls("list")
+    assert "600 orders seen, 600 new" in first
 
-    call_command("backfill_orders", *args)
-    assert Order.objects.count() == 3000
-    assert OrderEvent.objects.count() == events  # nothing applied twice
-    assert Order.objects.values("platform_order_id").distinct().count() == 3000
-    assert fake.calls("list") > pages_first
+    second = backfill(*args)
+    assert "600 orders seen, 0 new, 0 changed" in second  # a second run finds everything in place
+    assert Order.objects.count() == 600 and OrderEvent.objects.count() == events
     assert fake.cap_violations == 0
+    runs = list(BackfillRun.objects.order_by("pk"))
+    # 600 orders under a 200-record cap: at least four slices, each announced in the output
+    assert [r.status for r in runs] == ["succeeded", "succeeded"] and runs[1].slices >= 4
+    assert second.count("  slice ") == runs[1].slices and runs[1].seen == 600 and runs[1].created == 0
 
 
-def test_backfill_refuses_a_reversed_range():
-    from django.core.management.base import CommandError
+def test_first_run_covers_six_months_then_the_next_continues_from_it(fake, shop):
+    now = int(time.time())
+    fake.add_order("5001", status=22, update_time=now - 170 * DAY)  # reachable: updated 170 days ago
+    fake.add_order("5002", status=12, update_time=now - 3600)
 
-    shop_upsert(platform="xianguanjia", name="回填店", app_key=APP_KEY, app_secret=SECRET)
+    out = backfill()
+    assert "whole reachable window (180 days)" in out
+    assert set(Order.objects.values_list("platform_order_id", flat=True)) == {"5001", "5002"}
+    first_start = list_ranges(fake)[0][0]
+    assert abs(first_start - (now - 180 * DAY)) < 120 and fake.reach_violations == 0
+    checkpoint = backfill_checkpoint(shop)
+    assert checkpoint is not None
+
+    requests_before = len(list_ranges(fake))
+    fake.add_order("5003", status=12, update_time=int(time.time()))
+    out = backfill()
+    assert "continuing from the last successful backfill" in out
+    start, _ = list_ranges(fake)[requests_before]
+    assert start == int((checkpoint - OVERLAP).timestamp())
+    assert Order.objects.filter(platform_order_id="5003").exists()
+    assert "1 orders seen, 1 new" in out  # only 5003: what the first run saw is not fetched again
+
+
+def test_a_run_that_stops_midway_does_not_move_the_next_start(fake, shop, small_cap):
+    now = int(time.time())
+    fake.bulk_add(400, now - 5 * DAY, now - 60)
+
+    fell = []
+
+    def platform_falls_over(report):  # called after each page: the next request fails
+        if report.seen >= 100 and not fell:
+            fell.append(report.seen)
+            fake.fail_next(1, status=500)
+
+    from common.http import PlatformError
+
+    with pytest.raises(PlatformError):
+        order_backfill(shop=shop, progress=platform_falls_over)
+    run = BackfillRun.objects.get()
+    assert run.status == "failed" and "500" in run.message and 0 < run.seen < 400
+    assert backfill_checkpoint(shop) is None
+
+    requests_before = len(list_ranges(fake))
+    out = backfill()  # starts from the whole window again, not from where the failed run stopped
+    assert "whole reachable window" in out
+    assert abs(list_ranges(fake)[requests_before][0] - (now - 180 * DAY)) < 120
+    assert Order.objects.count() == 400
+    assert BackfillRun.objects.order_by("-pk").first().status == "succeeded"
+
+
+def test_an_explicit_start_older_than_the_platform_reaches_is_moved_up(fake, shop):
+    out = backfill("--since", "2001-01-01")
+    assert "start moved up from 2001-01-01" in out and fake.reach_violations == 0
+
+
+def test_progress_shows_slices_pages_rate_and_eta(fake, shop, small_cap):
+    now = int(time.time())
+    fake.bulk_add(300, now - 2 * DAY, now - 60)
+    out = io.StringIO()
+    call_command("backfill_orders", "--shop", APP_KEY, "--verbosity", "2", stdout=out)
+    text = out.getvalue()
+    assert "  slice 1: " in text and "  slice 2: " in text
+    assert "pages, " in text and " of 300, ETA " in text and "orders/s" in text
+    assert "300 orders seen, 300 new" in text
+
+
+def test_open_platform_requeries_every_known_order_that_is_not_final(settings):
+    from tests.fakes.goofish import FakeGoofish
+
+    with FakeGoofish() as top:
+        top.apps["gk"] = "gs"
+        top.sessions.add("seller-session")
+        settings.GOOFISH_GATEWAY_URL = top.url + "/router/rest"
+        shop = shop_upsert(platform="goofish", name="开放平台店", app_key="gk", app_secret="gs",
+                           session_token="seller-session")[0]
+        for oid, status in (("8001", "paid"), ("8002", "shipped"), ("8003", "closed")):
+            order_sync(shop=shop, snapshot=OrderSnapshot(platform_order_id=oid, raw_status=status,
+                                                         target_status=status, updated_at=timezone.now()))
+        top.add_order("8001", status=4)   # completed on the platform while we missed the messages
+        top.add_order("8002", status=4)
+        top.add_order("8003", status=6)
+
+        out = io.StringIO()
+        call_command("backfill_orders", "--shop", "gk", stdout=out)
+
+    assert "re-querying every order we know that is not final" in out.getvalue()
+    assert top.method_calls["alibaba.idle.isv.order.query"] == 2  # the closed one is final: not asked
+    assert dict(Order.objects.values_list("platform_order_id", "status")) == {
+        "8001": "completed", "8002": "completed", "8003": "closed"}
+    assert BackfillRun.objects.get().status == "succeeded"
+
+
+def test_backfill_refuses_a_reversed_range(shop):
     now = timezone.now()
-    with pytest.raises(CommandError):
-        call_command("backfill_orders", "--shop", APP_KEY, "--since", f"{now:%Y-%m-%d}",
-                     "--until", f"{now - timedelta(days=2):%Y-%m-%d}")
+    with pytest.raises(CommandError, match="start must be before the end"):
+        backfill("--since", f"{now:%Y-%m-%d}", "--until", f"{now - timedelta(days=2):%Y-%m-%d}")
+    assert not BackfillRun.objects.exists()
+
+
+@pytest.mark.parametrize("value", ["yesterday", "2026-13-01", "2026-02-30 10:00:00", "99999-01-01"])
+def test_backfill_refuses_a_date_it_cannot_read(shop, value):
+    with pytest.raises(CommandError, match="not a date or datetime"):
+        backfill("--since", value)
 
 
 def test_backfill_names_an_unknown_shop():
-    from django.core.management.base import CommandError
-
     with pytest.raises(CommandError, match="no shop"):
         call_command("backfill_orders", "--shop", "nope")
