@@ -7,16 +7,16 @@ import argparse
 from collections.abc import Callable
 
 
-def clean_text(value: str, *, max_length: int) -> str:
-    """The value stripped; ValueError with a plain reason for NUL bytes, undecodable bytes (lone surrogates,
-    as Python shows bytes that are not UTF-8), or more than `max_length` characters."""
+def clean_text(value: str, *, max_length: int, strip: bool = True) -> str:
+    """The value (stripped unless told); ValueError with a plain reason for NUL bytes, undecodable bytes (lone
+    surrogates, as Python shows bytes that are not UTF-8), or more than `max_length` characters."""
     if "\x00" in value:
         raise ValueError("contains a NUL byte")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError("is not valid UTF-8 text") from None
-    value = value.strip()
+    value = value.strip() if strip else value
     if len(value) > max_length:
         raise ValueError(f"is longer than {max_length} characters")
     return value

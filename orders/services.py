@@ -52,6 +52,10 @@ def _platform_transitions() -> list[tuple[str, set[str], str]]:
 
 
 PLATFORM_TRANSITIONS = _platform_transitions()
+# The states a platform can report (where an order starts, and every platform transition's target), in
+# pipeline order: what the sandbox platform lets an operator play.
+PLATFORM_STATES = [str(s) for s in PIPELINE
+                   if s == S.PENDING_PAYMENT or any(target == s for _, _, target in PLATFORM_TRANSITIONS)]
 RANK = {state: info.rank for state, info in PIPELINE.items()}
 TIMESTAMPS = {state: info.stamps for state, info in PIPELINE.items() if info.stamps}
 
@@ -379,13 +383,20 @@ def sandbox_order_simulate(*, shop: Shop, item_id: str, quantity: int = 1, amoun
 
     if not shop.is_sandbox:
         raise OrderError("只有沙箱店铺可以模拟订单")
+    if status not in PLATFORM_STATES:
+        raise OrderError(f"沙箱平台没有状态 {status!r}；可选：{', '.join(PLATFORM_STATES)}")
+    product = Product.objects.filter(shop=shop, item_id=item_id).first()
+    if product is None:
+        items = list(Product.objects.filter(shop=shop).order_by("item_id").values_list("item_id", flat=True)[:20])
+        raise OrderError(f"沙箱店铺 {shop.name} 没有商品 {item_id!r}；本店商品：{', '.join(items) or '（无）'}")
+    if quantity < 1 or amount_fen < 0:
+        raise OrderError("数量至少为 1，金额不能为负")
     now = timezone.now()
     order_no = order_no or f"SBX{now:%Y%m%d%H%M%S}{secrets.randbelow(10**6):06d}"
-    product = Product.objects.filter(shop=shop, item_id=item_id).first()
     with transaction.atomic():
         SandboxOrder.objects.update_or_create(
             shop=shop, order_no=order_no,
-            defaults={"status": status, "item_id": item_id, "title": product.title if product else item_id,
+            defaults={"status": status, "item_id": item_id, "title": product.title,
                       "quantity": quantity, "amount_fen": amount_fen, "modified_at": now})
         body = {"order_no": order_no, "status": status, "modified_at": now.isoformat()}
         event = OrderInboxEvent.objects.create(

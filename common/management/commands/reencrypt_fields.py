@@ -1,9 +1,12 @@
 """Re-encrypt every encrypted field with the newest key of FIELD_ENCRYPTION_KEYS."""
 
+from cryptography.fernet import InvalidToken
 from django.apps import apps
-from django.core.management.base import BaseCommand
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 
+from common.cli import int_arg
 from common.fields import encrypted_fields, fernet
 
 
@@ -11,10 +14,14 @@ class Command(BaseCommand):
     help = "Re-encrypt every encrypted column with the first key of FIELD_ENCRYPTION_KEYS."
 
     def add_arguments(self, parser):
-        parser.add_argument("--batch", type=int, default=500)
+        parser.add_argument("--batch", type=int_arg("--batch", low=1, high=10000), default=500,
+                            help="rows per transaction")
 
     def handle(self, *args, batch, **options):
-        f = fernet()
+        try:
+            f = fernet()
+        except (ImproperlyConfigured, ValueError) as exc:  # empty, or a key that is not a Fernet key
+            raise CommandError(f"FIELD_ENCRYPTION_KEYS is not usable: {exc}") from None
         total = 0
         for model in apps.get_models():
             names = encrypted_fields(model)
@@ -33,8 +40,14 @@ class Command(BaseCommand):
                     marks = ", ".join(["%s"] * len(chunk))
                     cur.execute(f"SELECT {pk}, {cols} FROM {table} WHERE {pk} IN ({marks})", chunk)
                     for row in cur.fetchall():
-                        updates = {n: f.rotate(v.encode()).decode() for n, v in zip(names, row[1:], strict=True)
-                                   if v}
+                        try:
+                            updates = {n: f.rotate(v.encode()).decode()
+                                       for n, v in zip(names, row[1:], strict=True) if v}
+                        except InvalidToken:
+                            raise CommandError(
+                                f"{model._meta.label} #{row[0]}: a value cannot be decrypted with any key of "
+                                f"FIELD_ENCRYPTION_KEYS (was a key removed before re-encrypting?); rows before "
+                                f"this batch are done, run again once the old key is back") from None
                         if not updates:
                             continue
                         sets = ", ".join(f"{connection.ops.quote_name(n)} = %s" for n in updates)

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from common.cli import int_arg, text_arg
 from common.inbox import INBOX_HANDLERS, INBOX_MODELS, process
 from common.models import InboxEvent
 
@@ -9,11 +10,14 @@ class Command(BaseCommand):
             "failed ones; --all also the processed and ignored ones (handlers are idempotent).")
 
     def add_arguments(self, parser):
-        parser.add_argument("--failed", action="store_true", help="only failed events")
-        parser.add_argument("--all", action="store_true", help="every event, even processed ones")
-        parser.add_argument("--source", help="only this source (xianguanjia, goofish, sandbox, …)")
-        parser.add_argument("--id", type=int, action="append", dest="ids", help="only this event id (repeatable)")
-        parser.add_argument("--limit", type=int, default=10000)
+        which = parser.add_mutually_exclusive_group()
+        which.add_argument("--failed", action="store_true", help="only failed events")
+        which.add_argument("--all", action="store_true", help="every event, even processed ones")
+        parser.add_argument("--source", type=text_arg("--source", 32),
+                            help="only this source (xianguanjia, goofish, sandbox, …)")
+        parser.add_argument("--id", type=int_arg("--id", low=1, high=2**63 - 1), action="append", dest="ids",
+                            help="only this event id (repeatable)")
+        parser.add_argument("--limit", type=int_arg("--limit", low=1, high=1_000_000), default=10000)
 
     def handle(self, *args, failed, all, source, ids, limit, **options):
         S = InboxEvent.Status
@@ -34,6 +38,8 @@ class Command(BaseCommand):
                 total += 1
                 bad += status == S.FAILED
                 self.stdout.write(f"{model._meta.label} #{pk}: {status}")
+        if not total:
+            self.stdout.write("no stored events match" + (f" (source {source!r})" if source else ""))
         self.stdout.write(f"replayed {total} events, {bad} failed")
         if bad:
             raise CommandError(f"{bad} events failed again; see their last_error in the admin")

@@ -5,11 +5,12 @@ import os
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
-from django.db import transaction
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError, transaction
 
 from accounts.models import Platform
 from accounts.services import shop_upsert
+from common.cli import clean_text
 from orders.models import Product
 
 DEFAULT_PASSWORD = "admin123456"
@@ -33,6 +34,12 @@ class Command(BaseCommand):
             f"default {DEFAULT_PASSWORD}), a sandbox shop and three products.")
 
     def handle(self, *args, **options):
+        try:
+            self._seed()
+        except DatabaseError as exc:
+            raise CommandError(f"the database is not ready ({exc}); run `manage.py migrate` first") from None
+
+    def _seed(self):
         call_command("setup_roles", stdout=self.stdout, stderr=self.stderr)
         with transaction.atomic():
             password, user_note = self._admin()
@@ -50,6 +57,11 @@ class Command(BaseCommand):
     def _admin(self) -> tuple[str, str]:
         User = get_user_model()
         explicit = os.environ.get("DEMO_ADMIN_PASSWORD")
+        if explicit:
+            try:
+                explicit = clean_text(explicit, max_length=128, strip=False)
+            except ValueError as exc:
+                raise CommandError(f"DEMO_ADMIN_PASSWORD {exc}") from None
         password = explicit or DEFAULT_PASSWORD
         user = User.objects.filter(username="admin").first()
         if user is None:

@@ -1,5 +1,8 @@
+"""manage.py sync_order: re-read orders from their platform and bring them in line."""
+
 from django.core.management.base import BaseCommand, CommandError
 
+from common.cli import text_arg
 from common.http import PlatformError
 from orders.models import Order
 from orders.services import order_refresh
@@ -11,8 +14,8 @@ class Command(BaseCommand):
     help = "Re-read orders from their platform and bring them in line (creates unknown ones)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--shop", required=True, help="shop id, app key or name")
-        parser.add_argument("order_ids", nargs="+", help="platform order ids")
+        parser.add_argument("--shop", required=True, type=text_arg("--shop", 100), help="shop id, app key or name")
+        parser.add_argument("order_ids", nargs="+", type=text_arg("order id", 64), help="platform order ids")
 
     def handle(self, *args, shop, order_ids, **options):
         shop = shop_by_ref(shop)
