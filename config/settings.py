@@ -120,14 +120,17 @@ else:
     }
 
 # --- Celery -------------------------------------------------------------------------------------
-# Without REDIS_URL the broker is kombu's filesystem transport: worker, beat and web share a folder.
-CELERY_BROKER_URL = REDIS_URL or "filesystem://"
+# Without REDIS_URL the broker is kombu's filesystem transport: worker, beat and web share a folder under var/
+# (messages, and the exchange tables Celery's remote control uses). The transport ignores the host; naming one
+# spares kombu's "No hostname was supplied" warning in every process.
+CELERY_BROKER_URL = REDIS_URL or "filesystem://localhost/"
 if not REDIS_URL:
     _queue_dir = str(VAR_DIR / "broker")
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": _queue_dir,
         "data_folder_out": _queue_dir,
         "processed_folder": str(VAR_DIR / "broker-processed"),
+        "control_folder": str(VAR_DIR / "broker-control"),
         "store_processed": False,
     }
 else:
@@ -213,13 +216,25 @@ if not DEBUG:
     CSRF_COOKIE_SECURE = True
     SECURE_REFERRER_POLICY = "same-origin"
 
+# One handler, on the root logger: every record is written once. Django's own default configuration gives the
+# `django` logger a console handler of its own (when DEBUG is on), which printed each django.request line
+# (every 4xx/5xx) a second time; configuring `django` here resets it and its children (runserver's request
+# lines, `django.server`, included), so all their records reach the root handler, once, in one format. A 4xx or
+# 5xx answer is told by django.request (with its reason, and the traceback of a crash); runserver's own line
+# for it would say the same again, so only its lines for successful requests are kept.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"below_400": {"()": "django.utils.log.CallbackFilter",
+                              "callback": lambda record: getattr(record, "status_code", 0) < 400}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": [], "filters": ["below_400"], "propagate": True},
+        "django.db.backends": {"level": "WARNING"},
+    },
 }
 
 # bench/ingest's baseline endpoint (off unless the benchmark turns it on).
