@@ -70,14 +70,11 @@ def events(sent) -> list[str]:
     return [e for e, _ in sent]
 
 
-def stored_notifications(event: str) -> int | None:
-    """Notification rows for an event, or None while the notifications app has not landed."""
-    try:
-        import notifications.services  # noqa: F401
-        from notifications.models import Notification
-    except ImportError:
-        return None
-    return Notification.objects.filter(event=event).count()
+def stored_notifications(event: str) -> list[dict]:
+    """The stored notifications of an event (what the staff's channels are sent), oldest first, as contexts."""
+    from notifications.models import Notification
+
+    return list(Notification.objects.filter(event=event).order_by("pk").values_list("context", flat=True))
 
 
 def paid(fake, shop, order_no: str, *, item_id: str = "card-1", quantity: int = 1) -> Order:
