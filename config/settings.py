@@ -134,7 +134,13 @@ if not REDIS_URL:
         "store_processed": False,
     }
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # A webhook publishes its nudge before it answers the platform, which waits only a few seconds. A Redis
+    # that accepts connections but does not answer (failover, a half-open connection) would hold that
+    # publish forever without a socket timeout (kombu's default); with it, and one publish retry
+    # (CELERY_TASK_PUBLISH_RETRY_POLICY), an unreachable broker costs the webhook at most about 2 s: the row
+    # is stored, the answer goes out, and the sweeper dispatches it later.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "socket_timeout": 1.0,
+                                       "socket_connect_timeout": 1.0}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -145,7 +151,7 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=90)
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BROKER_CONNECTION_TIMEOUT = 1
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Write last_run_at on every send: /healthz/ reads it as beat's freshness.
 CELERY_BEAT_SYNC_EVERY = 1

@@ -160,13 +160,31 @@ def test_sms_left_sending_by_a_dead_worker_becomes_unknown(clock, subscribe):
         assert d.status == S.UNKNOWN and "OutId" in d.last_error and fake.requests == []
 
 
-def test_a_result_recorded_after_the_lease_was_reclaimed_is_ignored(clock, subscribe):
+def test_a_worker_whose_lease_was_taken_over_cannot_overwrite_the_result(clock, subscribe, monkeypatch):
+    """Worker A marks the delivery `sending` and calls the channel; the call hangs past the lease, the sweeper
+    hands the delivery to worker B, which sends it; then A's call comes back with an error. A's result is not
+    recorded: the delivery stays sent, by B's attempt."""
+    from common.http import PlatformError
+    from notifications.channels.wecom import WeComChannel
+
+    real_send = WeComChannel.send
+    calls = []
+
+    def send(channel, message):
+        calls.append(message.delivery_id)
+        if len(calls) == 1:  # worker A: stalls until its lease has run out and another worker took over
+            clock.advance(minutes=6)
+            assert deliveries_sweep() == 1
+            raise PlatformError("late answer after a gateway timeout", retryable=False)
+        return real_send(channel, message)
+
+    monkeypatch.setattr(WeComChannel, "send", send)
     with FakeWeCom(keys={"k"}, clock=clock) as fake:
         subscribe("wecom", secret="k", base_url=fake.url)
         notify("order.paid", order="L1", item="x", quantity=1, amount="1")
-        d = Delivery.objects.get()
-        assert services._record(d, S.FAILED, "late") == S.FAILED  # status is SENT, not SENDING: no-op
-        assert Delivery.objects.get().status == S.SENT and len(fake.accepted) == 1
+    d = Delivery.objects.get()
+    assert len(calls) == 2 and len(fake.accepted) == 1  # B sent it; A never reached the robot
+    assert (d.status, d.attempts, d.last_error) == (S.SENT, 2, "")
 
 
 # --- fan-out rules -------------------------------------------------------------------------------------
