@@ -22,32 +22,33 @@ def clean_text(value: str, *, max_length: int, strip: bool = True) -> str:
     return value
 
 
-def text_arg(name: str, max_length: int, *, blank: bool = False) -> Callable[[str], str]:
-    """An argparse `type=` for a text option of at most `max_length` characters."""
+def text_arg(max_length: int, *, blank: bool = False) -> Callable[[str], str]:
+    """An argparse `type=` for a text option of at most `max_length` characters (argparse names the option in
+    its message: "argument --name: contains a NUL byte")."""
 
     def parse(value: str) -> str:
         try:
             value = clean_text(value, max_length=max_length)
         except ValueError as exc:
-            raise argparse.ArgumentTypeError(f"{name} {exc}") from None
+            raise argparse.ArgumentTypeError(str(exc)) from None
         if not value and not blank:
-            raise argparse.ArgumentTypeError(f"{name} is empty")
+            raise argparse.ArgumentTypeError("is empty")
         return value
 
     parse.__name__ = "text"  # argparse names the type in its messages
     return parse
 
 
-def int_arg(name: str, *, low: int, high: int) -> Callable[[str], int]:
+def int_arg(*, low: int, high: int) -> Callable[[str], int]:
     """An argparse `type=` for a whole number in [low, high]."""
 
     def parse(value: str) -> int:
         try:
             number = int(value.strip())
         except (ValueError, UnicodeError):
-            raise argparse.ArgumentTypeError(f"{name} must be a whole number, not {value[:40]!r}") from None
+            raise argparse.ArgumentTypeError(f"must be a whole number, not {value[:40]!r}") from None
         if not low <= number <= high:
-            raise argparse.ArgumentTypeError(f"{name} must be between {low} and {high}, not {number}")
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, not {number}")
         return number
 
     parse.__name__ = "number"

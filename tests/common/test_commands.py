@@ -60,12 +60,12 @@ def test_sandbox_order_refuses_an_unknown_status_and_help_lists_the_statuses(san
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--quantity", "0"], "--quantity must be between 1 and 999"),
-    (["--quantity", "many"], "--quantity must be a whole number"),
-    (["--amount-fen", "-1"], "--amount-fen must be between 0"),
-    (["--order-no", NUL], "--order-no contains a NUL byte"),
-    (["--order-no", "9" * 65], "--order-no is longer than 64 characters"),
-    (["--item", NOT_UTF8], "--item is not valid UTF-8 text"),
+    (["--quantity", "0"], "--quantity: must be between 1 and 999"),
+    (["--quantity", "many"], "--quantity: must be a whole number"),
+    (["--amount-fen", "-1"], "--amount-fen: must be between 0"),
+    (["--order-no", NUL], "--order-no: contains a NUL byte"),
+    (["--order-no", "9" * 65], "--order-no: is longer than 64 characters"),
+    (["--item", NOT_UTF8], "--item: is not valid UTF-8 text"),
 ])
 def test_sandbox_order_refuses_bad_values(sandbox, args, message):
     with pytest.raises(CommandError, match=message):
@@ -91,12 +91,12 @@ def test_sandbox_order_sends_a_good_order(sandbox):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--name", NUL], "--name contains a NUL byte"),
-    (["--name", "店" * 101], "--name is longer than 100 characters"),
-    (["--name", "   "], "--name is empty"),
-    (["--app-key", NOT_UTF8], "--app-key is not valid UTF-8 text"),
-    (["--app-secret", NUL], "--app-secret contains a NUL byte"),
-    (["--seller-id", "x" * 65], "--seller-id is longer than 64 characters"),
+    (["--name", NUL], "--name: contains a NUL byte"),
+    (["--name", "店" * 101], "--name: is longer than 100 characters"),
+    (["--name", "   "], "--name: is empty"),
+    (["--app-key", NOT_UTF8], "--app-key: is not valid UTF-8 text"),
+    (["--app-secret", NUL], "--app-secret: contains a NUL byte"),
+    (["--seller-id", "x" * 65], "--seller-id: is longer than 64 characters"),
     (["--platform", "taobao"], "invalid choice: 'taobao'"),
 ])
 def test_shop_add_refuses_bad_values(args, message):
@@ -123,9 +123,9 @@ def test_shop_add_creates_then_updates():
 
 
 @pytest.mark.parametrize("order_id, message", [
-    (NUL, "order id contains a NUL byte"),
-    ("1" * 65, "order id is longer than 64 characters"),
-    (NOT_UTF8, "order id is not valid UTF-8 text"),
+    (NUL, "ORDER_ID: contains a NUL byte"),
+    ("1" * 65, "ORDER_ID: is longer than 64 characters"),
+    (NOT_UTF8, "ORDER_ID: is not valid UTF-8 text"),
 ])
 def test_sync_order_refuses_bad_order_ids(sandbox, order_id, message):
     with pytest.raises(CommandError, match=message):
@@ -143,7 +143,7 @@ def test_an_unknown_shop_is_named(sandbox):
     for command in (["sync_order", "1"], ["sandbox_order", "--item", "card-a"], ["backfill_orders"]):
         with pytest.raises(CommandError, match="no shop matches 'nope'"):
             call_command(command[0], "--shop", "nope", *command[1:])
-    with pytest.raises(CommandError, match="--shop contains a NUL byte"):
+    with pytest.raises(CommandError, match="--shop: contains a NUL byte"):
         call_command("backfill_orders", "--shop", NUL)
 
 
@@ -151,11 +151,11 @@ def test_an_unknown_shop_is_named(sandbox):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--limit", "0"], "--limit must be between 1"),
-    (["--limit", "-5"], "--limit must be between 1"),
-    (["--id", "abc"], "--id must be a whole number"),
+    (["--limit", "0"], "--limit: must be between 1"),
+    (["--limit", "-5"], "--limit: must be between 1"),
+    (["--id", "abc"], "--id: must be a whole number"),
     (["--failed", "--all"], "not allowed with argument"),
-    (["--source", NUL], "--source contains a NUL byte"),
+    (["--source", NUL], "--source: contains a NUL byte"),
 ])
 def test_replay_events_refuses_bad_options(args, message):
     with pytest.raises(CommandError, match=message):
@@ -169,7 +169,7 @@ def test_replay_events_says_when_nothing_matches():
 
 
 def test_reencrypt_fields_refuses_a_bad_batch_and_names_a_row_it_cannot_decrypt(settings):
-    with pytest.raises(CommandError, match="--batch must be between 1"):
+    with pytest.raises(CommandError, match="--batch: must be between 1"):
         call_command("reencrypt_fields", "--batch", "0")
     shop = shop_upsert(platform="sandbox", name="密钥店", app_key="rk", app_secret="secret")[0]
     from cryptography.fernet import Fernet

@@ -16,12 +16,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--platform", required=True, choices=Platform.values)
-        parser.add_argument("--name", required=True, type=text_arg("--name", _max("name")))
-        parser.add_argument("--app-key", required=True, type=text_arg("--app-key", _max("app_key")))
-        parser.add_argument("--app-secret", required=True, type=text_arg("--app-secret", 1000))
-        parser.add_argument("--session", default=None, type=text_arg("--session", 4000, blank=True),
+        parser.add_argument("--name", required=True, type=text_arg(_max("name")))
+        parser.add_argument("--app-key", required=True, type=text_arg(_max("app_key")))
+        parser.add_argument("--app-secret", required=True, type=text_arg(1000))
+        parser.add_argument("--session", default=None, type=text_arg(4000, blank=True),
                             help="seller session / access token")
-        parser.add_argument("--seller-id", default=None, type=text_arg("--seller-id", _max("seller_id"), blank=True))
+        parser.add_argument("--seller-id", default=None, type=text_arg(_max("seller_id"), blank=True))
 
     def handle(self, *args, platform, name, app_key, app_secret, session, seller_id, **options):
         try:

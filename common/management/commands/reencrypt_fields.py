@@ -14,7 +14,7 @@ class Command(BaseCommand):
     help = "Re-encrypt every encrypted column with the first key of FIELD_ENCRYPTION_KEYS."
 
     def add_arguments(self, parser):
-        parser.add_argument("--batch", type=int_arg("--batch", low=1, high=10000), default=500,
+        parser.add_argument("--batch", type=int_arg(low=1, high=10000), default=500,
                             help="rows per transaction")
 
     def handle(self, *args, batch, **options):

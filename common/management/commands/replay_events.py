@@ -13,11 +13,11 @@ class Command(BaseCommand):
         which = parser.add_mutually_exclusive_group()
         which.add_argument("--failed", action="store_true", help="only failed events")
         which.add_argument("--all", action="store_true", help="every event, even processed ones")
-        parser.add_argument("--source", type=text_arg("--source", 32),
+        parser.add_argument("--source", type=text_arg(32),
                             help="only this source (xianguanjia, goofish, sandbox, …)")
-        parser.add_argument("--id", type=int_arg("--id", low=1, high=2**63 - 1), action="append", dest="ids",
+        parser.add_argument("--id", type=int_arg(low=1, high=2**63 - 1), action="append", dest="ids",
                             help="only this event id (repeatable)")
-        parser.add_argument("--limit", type=int_arg("--limit", low=1, high=1_000_000), default=10000)
+        parser.add_argument("--limit", type=int_arg(low=1, high=1_000_000), default=10000)
 
     def handle(self, *args, failed, all, source, ids, limit, **options):
         S = InboxEvent.Status

@@ -43,11 +43,11 @@ class Command(BaseCommand):
             "list API): every order we know that is not final is queried again. Safe to run twice.")
 
     def add_arguments(self, parser):
-        parser.add_argument("--shop", required=True, type=text_arg("--shop", 100), help="shop id, app key or name")
-        parser.add_argument("--since", type=text_arg("--since", 32),
+        parser.add_argument("--shop", required=True, type=text_arg(100), help="shop id, app key or name")
+        parser.add_argument("--since", type=text_arg(32),
                             help="start (YYYY-MM-DD[ HH:MM:SS]); default: the end of the last successful backfill, "
                                  "else the oldest time the platform's list reaches")
-        parser.add_argument("--until", type=text_arg("--until", 32), help="end; default now")
+        parser.add_argument("--until", type=text_arg(32), help="end; default now")
         parser.add_argument("--full", action="store_true",
                             help="ignore the last backfill and cover the whole reachable window")
 

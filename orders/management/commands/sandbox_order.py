@@ -13,16 +13,16 @@ class Command(BaseCommand):
             "as a real platform's push would arrive.")
 
     def add_arguments(self, parser):
-        parser.add_argument("--shop", required=True, type=text_arg("--shop", 100),
+        parser.add_argument("--shop", required=True, type=text_arg(100),
                             help="sandbox shop id, app key or name")
-        parser.add_argument("--item", required=True, type=text_arg("--item", 64),
+        parser.add_argument("--item", required=True, type=text_arg(64),
                             help="item id of one of the shop's products (an unknown one is refused with the list)")
-        parser.add_argument("--quantity", type=int_arg("--quantity", low=1, high=999), default=1)
-        parser.add_argument("--amount-fen", type=int_arg("--amount-fen", low=0, high=10**9), default=100,
+        parser.add_argument("--quantity", type=int_arg(low=1, high=999), default=1)
+        parser.add_argument("--amount-fen", type=int_arg(low=0, high=10**9), default=100,
                             help="amount paid, in fen")
         parser.add_argument("--status", default="paid", choices=PLATFORM_STATES,
                             help="the platform status the message reports (default paid)")
-        parser.add_argument("--order-no", type=text_arg("--order-no", 64),
+        parser.add_argument("--order-no", type=text_arg(64),
                             help="move an existing sandbox order instead of creating one")
 
     def handle(self, *args, shop, item, quantity, amount_fen, status, order_no, **options):

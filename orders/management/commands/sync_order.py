@@ -14,8 +14,8 @@ class Command(BaseCommand):
     help = "Re-read orders from their platform and bring them in line (creates unknown ones)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--shop", required=True, type=text_arg("--shop", 100), help="shop id, app key or name")
-        parser.add_argument("order_ids", nargs="+", type=text_arg("order id", 64), help="platform order ids")
+        parser.add_argument("--shop", required=True, type=text_arg(100), help="shop id, app key or name")
+        parser.add_argument("order_ids", nargs="+", metavar="ORDER_ID", type=text_arg(64), help="platform order ids")
 
     def handle(self, *args, shop, order_ids, **options):
         shop = shop_by_ref(shop)
