@@ -1,13 +1,16 @@
 """Admin helpers every app reuses (DESIGN.md §1, §6).
 
-- `PIIMaskMixin`: personal fields (`pii_fields`) are shown masked to staff without `accounts.view_pii`
-  and in clear to staff with it; credential fields (`secret_fields`) are never shown in clear to anyone,
-  and the form offers a write-only "new value" field to replace them.
-- `ReadOnlyAdminMixin`: logs — nothing can be added, changed or deleted from the admin.
+- `PIIMaskMixin`: the one masking mechanism of every admin page (model admins and inlines). Personal data
+  and what gives the goods away (`pii_fields`: phones, addresses, card codes, delivery content and links,
+  raw message bodies) is masked (`common.fields.mask`) for staff without `accounts.view_pii` and shown in
+  clear to staff with it; credentials (`secret_fields`) are never shown to anyone, and the form offers a
+  write-only "new value" field to replace them.
+- `ReadOnlyAdminMixin`: logs and records — nothing can be added, changed or deleted from the admin.
 - `InboxEventAdmin`: the admin of any `common.models.InboxEvent` subclass, with a "重新处理" action.
 
 Admin instances are shared by every request and thread, so nothing per-request is ever stored on them:
-the masked columns are small callables built for each request (`SensitiveField`).
+each masked column is a small callable built for one request (`SensitiveField`), which decides from that
+request, passed down explicitly, whether its values are shown in clear.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import parse_qsl
 
 from django import forms
 from django.contrib import admin, messages
@@ -25,10 +29,11 @@ from django.utils.module_loading import import_string
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
-from .fields import mask
+from .fields import mask, mask_secret
 from .models import InboxEvent
 
 PII_PERMISSION = "accounts.view_pii"
+BRIEF_CHARS = 120
 
 # Labels for the keys of address-like JSON documents (order receivers).
 JSON_KEY_LABELS = {
@@ -47,12 +52,14 @@ def shown(request, value: str | None) -> str:
     return (value or "") if can_view_pii(request) else mask(value)
 
 
-def mask_secret(value: str | None) -> str:
-    """A credential as anyone sees it in the admin: whether it is set, and at most its last characters."""
-    if not value:
-        return str(_("（未设置）"))
-    if len(value) < 12:
-        return "*" * 8
+def masked_leaves(value: Any) -> Any:
+    """A JSON document with its structure kept and every value masked (keys stay readable)."""
+    if isinstance(value, dict):
+        return {k: masked_leaves(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [masked_leaves(v) for v in value]
+    if value is None or isinstance(value, bool):
+        return value
     return mask(value)
 
 
@@ -73,16 +80,10 @@ def render_sensitive(value: Any, *, clear: bool):
     return text if clear else mask(text)
 
 
-def pii_display(field: str, label, request) -> Callable:
-    """A list/detail column showing a personal field masked unless the staff member may see PII.
-    Built per request (admin instances are shared between threads)."""
-    return SensitiveField(field, label, lambda value: render_sensitive(value, clear=can_view_pii(request)))
-
-
 class SensitiveField:
-    """A read-only display of one model field, built for one request. Usable wherever the admin accepts a
-    callable (list_display, fields, readonly_fields); equal to any other display of the same field, so the
-    copies built by `get_fields` and `get_readonly_fields` match each other."""
+    """A read-only display of one model field or attribute, built for one request. Usable wherever the
+    admin accepts a callable (list_display, fields, readonly_fields); equal to any other display of the same
+    name, so the copies built by `get_fields` and `get_readonly_fields` match each other."""
 
     def __init__(self, name: str, label, render: Callable[[Any], Any]):
         self.name = name
@@ -91,7 +92,7 @@ class SensitiveField:
         self._render = render
 
     def __call__(self, obj):
-        return self._render(getattr(obj, self.name, None))
+        return self._render(obj)
 
     def __eq__(self, other):
         if isinstance(other, SensitiveField):
@@ -106,19 +107,43 @@ class SensitiveField:
 
 
 class PIIMaskMixin:
-    """Mask personal fields by permission and keep credentials write-only.
+    """Mask personal fields by permission and keep credentials write-only (model admins and inlines).
 
     Declare `pii_fields = ("phone", "email")` and/or `secret_fields = ("app_secret",)`, then list those
     names as usual in `list_display`, `fields`/`fieldsets` or `readonly_fields`: the mixin swaps each for a
-    masked, read-only display. In a form, a secret is followed by a write-only field
-    `new_<name>` ("<label> 新值（留空不修改）"): blank keeps the stored value. Sensitive fields are never
-    form fields themselves, so their stored value never reaches the page.
+    masked, read-only display built for the request. A `pii_fields` name may also be a property (label it
+    in `sensitive_labels`). Override `render_clear` to show a clear value otherwise than as text (a link, a
+    pretty JSON document), `is_sensitive` to show some rows' values in clear to everyone. In a form, a
+    secret is followed by a write-only field `new_<name>` ("<label> 新值（留空不修改）"): blank keeps the
+    stored value. Sensitive fields are never form fields themselves, so their stored value never reaches
+    the page.
     """
 
     pii_fields: tuple[str, ...] = ()
     secret_fields: tuple[str, ...] = ()
+    sensitive_labels: dict[str, Any] = {}
+    pretty_fields: tuple[str, ...] = ()  # pii_fields shown as indented JSON documents (raw messages, params)
     secret_new_label = _("新值（留空不修改）")
     secret_new_prefix = "new_"
+
+    # --- how one value is shown (override per admin) -----------------------------------------------
+
+    def is_sensitive(self, obj, name: str) -> bool:
+        """Whether this object's `name` is personal data (default: always)."""
+        return True
+
+    def render_clear(self, name: str, value: Any, *, obj, brief: bool):
+        """A value for staff who may see it (`brief`: a list column)."""
+        if name in self.pretty_fields:
+            return brief_json(value) if brief else pretty_json(value)
+        return render_sensitive(value, clear=True)
+
+    def render_masked(self, name: str, value: Any, *, obj, brief: bool):
+        """A value for staff who may not see it: masked, structure kept."""
+        if name in self.pretty_fields:
+            doc = masked_leaves(as_document(value))
+            return brief_json(doc) if brief else pretty_json(doc)
+        return render_sensitive(value, clear=False)
 
     # --- the per-request displays ---------------------------------------------------------------
 
@@ -126,17 +151,33 @@ class PIIMaskMixin:
         return (*self.pii_fields, *self.secret_fields)
 
     def _label(self, name: str):
-        return self.model._meta.get_field(name).verbose_name
+        if name in self.sensitive_labels:
+            return self.sensitive_labels[name]
+        try:
+            return self.model._meta.get_field(name).verbose_name
+        except Exception:
+            return name
 
-    def sensitive_display(self, request, name: str) -> SensitiveField:
+    def sensitive_display(self, request, name: str, *, brief: bool = False) -> SensitiveField:
+        """The display of `name` for this request's user (the only place the permission is read)."""
         if name in self.secret_fields:
-            return SensitiveField(name, self._label(name), mask_secret)
+            return SensitiveField(name, self._label(name), lambda obj: mask_secret(getattr(obj, name, None)))
         clear = can_view_pii(request)
-        return SensitiveField(name, self._label(name), lambda value: render_sensitive(value, clear=clear))
 
-    def _swap(self, request, names: Iterable) -> list:
+        def render(obj):
+            value = getattr(obj, name, None)
+            if value in (None, "", {}, []):
+                return "-"
+            if clear or not self.is_sensitive(obj, name):
+                return self.render_clear(name, value, obj=obj, brief=brief)
+            return self.render_masked(name, value, obj=obj, brief=brief)
+
+        return SensitiveField(name, self._label(name), render)
+
+    def _swap(self, request, names: Iterable, *, brief: bool = False) -> list:
         sensitive = self._sensitive_names()
-        return [self.sensitive_display(request, n) if isinstance(n, str) and n in sensitive else n for n in names]
+        return [self.sensitive_display(request, n, brief=brief) if isinstance(n, str) and n in sensitive else n
+                for n in names]
 
     def _new_name(self, name: str) -> str:
         return f"{self.secret_new_prefix}{name}"
@@ -147,7 +188,7 @@ class PIIMaskMixin:
     def _arrange(self, request, obj, names: Iterable) -> list:
         """Swap sensitive names for displays; after each secret, its write-only field (add form: only it)."""
         new_names = {self._new_name(s) for s in self.secret_fields}
-        writable = self._can_write_secrets(request, obj)
+        writable = bool(self.secret_fields) and self._can_write_secrets(request, obj)
         out: list = []
         for item in names:
             if isinstance(item, list | tuple):  # a row of fields
@@ -165,10 +206,10 @@ class PIIMaskMixin:
             out.extend(self._swap(request, [item]))
         return out
 
-    # --- ModelAdmin hooks -----------------------------------------------------------------------
+    # --- ModelAdmin / InlineModelAdmin hooks ------------------------------------------------------
 
     def get_list_display(self, request):
-        return self._swap(request, super().get_list_display(request))
+        return self._swap(request, super().get_list_display(request), brief=True)
 
     def get_readonly_fields(self, request, obj=None):
         names = list(super().get_readonly_fields(request, obj))
@@ -185,20 +226,22 @@ class PIIMaskMixin:
         return [(title, {**opts, "fields": self._arrange(request, obj, opts["fields"])})
                 for title, opts in super().get_fieldsets(request, obj)]
 
+    def _secret_form(self, base, obj):
+        attrs = {}
+        for name in self.secret_fields:
+            model_field = self.model._meta.get_field(name)
+            label = (model_field.verbose_name if obj is None
+                     else format_lazy("{} {}", model_field.verbose_name, self.secret_new_label))
+            attrs[self._new_name(name)] = forms.CharField(
+                label=label, required=obj is None and not model_field.blank, strip=True,
+                widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+                help_text=_("只写字段：保存后不再显示明文。"),
+            )
+        return type(f"{base.__name__}WithSecrets", (base,), attrs)
+
     def get_form(self, request, obj=None, change=False, **kwargs):
         if self.secret_fields:
-            attrs = {}
-            for name in self.secret_fields:
-                model_field = self.model._meta.get_field(name)
-                label = (model_field.verbose_name if obj is None
-                         else format_lazy("{} {}", model_field.verbose_name, self.secret_new_label))
-                attrs[self._new_name(name)] = forms.CharField(
-                    label=label, required=obj is None and not model_field.blank, strip=True,
-                    widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-                    help_text=_("只写字段：保存后不再显示明文。"),
-                )
-            base = kwargs.get("form", self.form)
-            kwargs["form"] = type(f"{base.__name__}WithSecrets", (base,), attrs)
+            kwargs["form"] = self._secret_form(kwargs.get("form", self.form), obj)
         return super().get_form(request, obj, change=change, **kwargs)
 
     def save_model(self, request, obj, form, change):
@@ -233,9 +276,33 @@ def pretty_json(value: Any, limit: int = 20000):
     return format_html('<pre style="white-space:pre-wrap;max-width:100ch">{}</pre>', text[:limit])
 
 
-class InboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+def brief_json(value: Any, limit: int = BRIEF_CHARS) -> str:
+    """A JSON document (or text) on one line, cut to a list column's width."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def as_document(value: Any) -> Any:
+    """A raw message as a document whose values can be masked one by one: JSON text parsed, a form body
+    (a=1&b=2) split into its parameters; other text stays one value."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        pass
+    if "=" in value and not any(c.isspace() for c in value):
+        return dict(parse_qsl(value, keep_blank_values=True))
+    return value
+
+
+class InboxEventAdmin(PIIMaskMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Admin for any InboxEvent subclass. Set `replay_task` to the dotted name of the Celery task that
-    processes one event by primary key (or override `replay`)."""
+    processes one event by primary key (or override `replay`). A platform's raw message may carry buyer
+    data: its values are masked for staff without `accounts.view_pii` (keys stay readable)."""
+
+    pii_fields = ("body",)
+    pretty_fields = ("body",)
 
     replay_task: str | None = None
     replay_limit = 1000
@@ -249,12 +316,12 @@ class InboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     leading_fields = ("source", "key", "topic")
     trailing_fields = ("status", "attempts", "result", "last_error", "received_at", "processed_at",
-                       "next_attempt_at", "headers_pretty", "body_pretty", "traceback")
+                       "next_attempt_at", "headers_pretty", "body", "traceback")
 
     def get_fields(self, request, obj=None):
         known = {*self.leading_fields, *self.trailing_fields, "headers", "body", "id"}
         extra = [f.name for f in self.model._meta.concrete_fields if f.name not in known]
-        return [*self.leading_fields, *extra, *self.trailing_fields]
+        return self._arrange(request, obj, [*self.leading_fields, *extra, *self.trailing_fields])
 
     def get_readonly_fields(self, request, obj=None):
         return self.get_fields(request, obj)
@@ -262,10 +329,6 @@ class InboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description=_("请求头"))
     def headers_pretty(self, obj):
         return pretty_json(obj.headers or {})
-
-    @admin.display(description=_("原始消息体"))
-    def body_pretty(self, obj):
-        return pretty_json(obj.body or "")
 
     # --- replay ---------------------------------------------------------------------------------
 
