@@ -51,6 +51,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # NUL bytes, control characters, impossible dates in addresses and queries: 400 before any view.
+    "common.middleware.HostileInputMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -172,8 +174,12 @@ PLATFORM_HTTP_TIMEOUT = (env.float("PLATFORM_CONNECT_TIMEOUT", default=5.0),
                          env.float("PLATFORM_READ_TIMEOUT", default=15.0))
 # Inbox processing: attempts before an event is left as failed for an operator to replay.
 INBOX_MAX_ATTEMPTS = env.int("INBOX_MAX_ATTEMPTS", default=8)
-# Webhook bodies larger than this are refused (413) before any parsing.
+# Webhook bodies larger than this are refused (413) before any parsing (chunked bodies included).
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=256 * 1024)
+# Refused webhook calls (common.rejects): repeats of one source, reason and address within the window are one
+# row with a counter; at most MAX_ROWS rows are kept (the oldest go first).
+REJECTED_WEBHOOK_WINDOW_SECONDS = env.int("REJECTED_WEBHOOK_WINDOW_SECONDS", default=600)
+REJECTED_WEBHOOK_MAX_ROWS = env.int("REJECTED_WEBHOOK_MAX_ROWS", default=10000)
 
 # --- Shipping (seed: 3 tries, 5 minutes apart) --------------------------------------------------
 SHIP_MAX_ATTEMPTS = env.int("SHIP_MAX_ATTEMPTS", default=3)
@@ -200,7 +206,31 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
 }
-SPECTACULAR_SETTINGS = {"TITLE": "xianyu-ops API", "VERSION": "1.0.0"}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "xianyu-ops API", "VERSION": "1.0.0",
+    # The schema describes the staff API: staff only, like the API itself.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAdminUser"],
+}
+
+# --- Access and health ----------------------------------------------------------------------------
+# Reverse proxies in front of the app (deploy/: nginx = 1). The client's address is then the entry this many
+# places from the right of X-Forwarded-For; 0 = REMOTE_ADDR (no proxy, or one that is not trusted).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+# /healthz/ answers anyone with its status only (ok / 503); the checks' details need a staff session or this
+# token in the X-Healthz-Token header (empty: staff session only).
+HEALTHZ_TOKEN = env.str("HEALTHZ_TOKEN", default="")
+
+# Admin login throttling (django-axes): after AXES_FAILURE_LIMIT failed logins from one client address, that
+# address is refused (HTTP 429) for AXES_COOLOFF_HOURS or until staff clear it (admin: 访问尝试 → 解除锁定,
+# or `manage.py axes_reset`). Locking by address, not by username, so nobody can lock a colleague out by
+# typing their name; one success clears the count.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=1.0)
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "common.inbox.client_ip"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 
 # --- Production hardening (manage.py check --deploy) -------------------------------------------
 if not DEBUG:
