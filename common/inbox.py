@@ -6,6 +6,7 @@ or by `manage.py replay_events`."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import traceback as tb
 from collections.abc import Callable
@@ -75,13 +76,22 @@ class Verdict:
 def client_ip(request: HttpRequest) -> str:
     """The caller's address: REMOTE_ADDR, or behind `TRUSTED_PROXY_COUNT` reverse proxies the address the
     outermost of them saw (X-Forwarded-For, counted from the right: entries further left are the client's
-    own claims)."""
+    own claims). Always an IP address or empty (it is stored in address columns)."""
     proxies = settings.TRUSTED_PROXY_COUNT
     if proxies > 0:
         hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
-        if len(hops) >= proxies:
-            return clean_text(hops[-proxies], 64)
-    return clean_text(request.META.get("REMOTE_ADDR") or "", 64)
+        if len(hops) >= proxies and _is_ip(hops[-proxies]):
+            return hops[-proxies]
+    remote = (request.META.get("REMOTE_ADDR") or "").strip()
+    return remote if _is_ip(remote) else ""
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def pick_headers(request: HttpRequest, extra: tuple[str, ...] = ()) -> dict[str, str]:

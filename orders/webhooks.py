@@ -65,8 +65,10 @@ def _verify(platform: str, app_key_param: str, params: dict[str, str], body: byt
         return Verdict.reject("message names no order", status=400)
     if not is_plain_id(msg.platform_order_id):
         return Verdict.reject("order number is not a plain identifier", status=400)
-    if msg.event_at is not None and not (
-            EARLIEST_EVENT <= msg.event_at <= timezone.now() + LATEST_EVENT_AHEAD):
+    event_at = msg.event_at
+    if event_at is not None and timezone.is_naive(event_at):
+        event_at = timezone.make_aware(event_at)
+    if event_at is not None and not EARLIEST_EVENT <= event_at <= timezone.now() + LATEST_EVENT_AHEAD:
         return Verdict.reject("event time out of range", status=400)
     return Verdict(ok=True, key=msg.key, topic=msg.topic,
                    fields={"shop": shop, "platform_order_id": msg.platform_order_id})

@@ -102,3 +102,12 @@ def test_the_periodic_report_counts_every_refusal_once_and_alerts_are_rate_limit
         bad_call(ip="203.0.113.11")
         assert report_rejected_webhooks() == {"xianguanjia": 1}
     assert [a.context["count"] for a in alerts()] == [5, 8]  # the 7 held back, and the new one
+
+
+def test_the_recorded_address_is_the_one_the_proxy_saw_and_always_an_address(settings):
+    settings.TRUSTED_PROXY_COUNT = 1
+    Client(REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="10.9.9.9, 203.0.113.77").post(
+        BAD, data=b"{}", content_type="application/json")
+    Client(REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="not-an-address").post(
+        BAD, data=b"{}", content_type="application/json")
+    assert sorted(RejectedWebhook.objects.values_list("remote_addr", flat=True)) == ["127.0.0.1", "203.0.113.77"]
