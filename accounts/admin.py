@@ -1,12 +1,19 @@
-from django.contrib import admin
+"""Accounts in the admin: staff users and their roles, shops (credentials write-only), buyers (contacts
+masked without `accounts.view_pii`), and login lockouts (django-axes), which staff can clear."""
+
+from axes.admin import AccessAttemptAdmin as AxesAccessAttemptAdmin
+from axes.models import AccessAttempt
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.utils.html import format_html
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from common.admin_mixins import PIIMaskMixin
 
 from .models import BuyerIdentity, Platform, Shop, User
 from .roles import ROLES
+from .services import login_lockout_clear
 
 SANDBOX_BADGE = ('<span style="background:#f0ad4e;color:#fff;padding:1px 6px;border-radius:3px;'
                  'font-weight:bold">{}</span>')
@@ -75,3 +82,20 @@ class BuyerIdentityAdmin(PIIMaskMixin, admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False  # a platform's record: nothing to edit here
+
+
+if admin.site.is_registered(AccessAttempt):
+    admin.site.unregister(AccessAttempt)
+
+
+@admin.register(AccessAttempt)
+class AccessAttemptAdmin(AxesAccessAttemptAdmin):
+    """Failed admin logins by client address (django-axes). "Clear lockout" lets the address log in again
+    at once (staff with the delete permission on access attempts)."""
+
+    actions = ["clear_lockout", *AxesAccessAttemptAdmin.actions]
+
+    @admin.action(description=_("Clear lockout (allow logging in again)"), permissions=["delete"])
+    def clear_lockout(self, request, queryset):
+        n = login_lockout_clear(attempts=queryset)
+        self.message_user(request, format_lazy(_("Cleared {n} lockout record(s)."), n=n), messages.SUCCESS)

@@ -41,3 +41,10 @@ def buyer_upsert(*, platform: str, platform_user_id: str, nick: str = "", phone:
     if changed and not created:
         buyer.save(update_fields=[*changed, "updated_at"])
     return buyer
+
+
+def login_lockout_clear(*, attempts) -> int:
+    """Clear django-axes login lockouts: the given AccessAttempt rows (a queryset) go, so their address may
+    log in again at once. Returns how many were cleared."""
+    count, _ = attempts.delete()
+    return count

@@ -1,212 +1,36 @@
 """Admin helpers every app reuses (DESIGN.md §1, §6).
 
-- `PIIMaskMixin`: personal fields (`pii_fields`) are shown masked to staff without `accounts.view_pii`
-  and in clear to staff with it; credential fields (`secret_fields`) are never shown in clear to anyone,
-  and the form offers a write-only "new value" field to replace them.
-- `ReadOnlyAdminMixin`: logs — nothing can be added, changed or deleted from the admin.
+- `PIIMaskMixin` (common.admin_masking, re-exported here): personal data masked without
+  `accounts.view_pii`, credentials never shown and write-only.
+- `ReadOnlyAdminMixin`: logs and records — nothing can be added, changed or deleted from the admin.
 - `InboxEventAdmin`: the admin of any `common.models.InboxEvent` subclass, with a "重新处理" action.
-
-Admin instances are shared by every request and thread, so nothing per-request is ever stored on them:
-the masked columns are small callables built for each request (`SensitiveField`).
+- `FieldLabelsMixin`, `titled_filter`: labels for models declared without verbose names.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
-from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
 from django.utils.module_loading import import_string
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
-from .fields import mask
+from .admin_masking import (  # noqa: F401 (re-exported: the apps' admin modules import them from here)
+    PII_PERMISSION,
+    PIIMaskMixin,
+    SensitiveField,
+    brief_json,
+    can_view_pii,
+    masked_leaves,
+    pretty_json,
+    render_sensitive,
+    shown,
+)
 from .models import InboxEvent
-
-PII_PERMISSION = "accounts.view_pii"
-
-# Labels for the keys of address-like JSON documents (order receivers).
-JSON_KEY_LABELS = {
-    "name": _("收件人"), "phone": _("电话"), "mobile": _("手机"), "prov": _("省"), "province": _("省"),
-    "city": _("市"), "area": _("区"), "district": _("区"), "town": _("街道"), "address": _("地址"),
-    "detail": _("详细地址"), "zip": _("邮编"), "email": _("邮箱"),
-}
-
-
-def can_view_pii(request) -> bool:
-    return bool(request is not None and request.user.has_perm(PII_PERMISSION))
-
-
-def shown(request, value: str | None) -> str:
-    """A personal value as this staff member may see it."""
-    return (value or "") if can_view_pii(request) else mask(value)
-
-
-def mask_secret(value: str | None) -> str:
-    """A credential as anyone sees it in the admin: whether it is set, and at most its last characters."""
-    if not value:
-        return str(_("（未设置）"))
-    if len(value) < 12:
-        return "*" * 8
-    return mask(value)
-
-
-def render_sensitive(value: Any, *, clear: bool):
-    """Text or a JSON document (dict/list), masked value by value unless `clear`."""
-    if isinstance(value, dict):
-        if not value:
-            return ""
-        order = list(JSON_KEY_LABELS)
-        keys = sorted(value, key=lambda k: (order.index(k) if k in order else len(order), str(k)))
-        return format_html_join(
-            "", "<div>{}：{}</div>",
-            ((JSON_KEY_LABELS.get(k, k), render_sensitive(value[k], clear=clear)) for k in keys),
-        )
-    if isinstance(value, list | tuple):
-        return "，".join(str(render_sensitive(v, clear=clear)) for v in value)
-    text = "" if value is None else str(value)
-    return text if clear else mask(text)
-
-
-def pii_display(field: str, label, request) -> Callable:
-    """A list/detail column showing a personal field masked unless the staff member may see PII.
-    Built per request (admin instances are shared between threads)."""
-    return SensitiveField(field, label, lambda value: render_sensitive(value, clear=can_view_pii(request)))
-
-
-class SensitiveField:
-    """A read-only display of one model field, built for one request. Usable wherever the admin accepts a
-    callable (list_display, fields, readonly_fields); equal to any other display of the same field, so the
-    copies built by `get_fields` and `get_readonly_fields` match each other."""
-
-    def __init__(self, name: str, label, render: Callable[[Any], Any]):
-        self.name = name
-        self.__name__ = name  # the admin uses it for CSS classes (field-<name>) and help texts
-        self.short_description = label
-        self._render = render
-
-    def __call__(self, obj):
-        return self._render(getattr(obj, self.name, None))
-
-    def __eq__(self, other):
-        if isinstance(other, SensitiveField):
-            return other.name == self.name
-        return NotImplemented
-
-    def __hash__(self):
-        return hash((SensitiveField, self.name))
-
-    def __repr__(self):
-        return f"<SensitiveField {self.name}>"
-
-
-class PIIMaskMixin:
-    """Mask personal fields by permission and keep credentials write-only.
-
-    Declare `pii_fields = ("phone", "email")` and/or `secret_fields = ("app_secret",)`, then list those
-    names as usual in `list_display`, `fields`/`fieldsets` or `readonly_fields`: the mixin swaps each for a
-    masked, read-only display. In a form, a secret is followed by a write-only field
-    `new_<name>` ("<label> 新值（留空不修改）"): blank keeps the stored value. Sensitive fields are never
-    form fields themselves, so their stored value never reaches the page.
-    """
-
-    pii_fields: tuple[str, ...] = ()
-    secret_fields: tuple[str, ...] = ()
-    secret_new_label = _("新值（留空不修改）")
-    secret_new_prefix = "new_"
-
-    # --- the per-request displays ---------------------------------------------------------------
-
-    def _sensitive_names(self) -> tuple[str, ...]:
-        return (*self.pii_fields, *self.secret_fields)
-
-    def _label(self, name: str):
-        return self.model._meta.get_field(name).verbose_name
-
-    def sensitive_display(self, request, name: str) -> SensitiveField:
-        if name in self.secret_fields:
-            return SensitiveField(name, self._label(name), mask_secret)
-        clear = can_view_pii(request)
-        return SensitiveField(name, self._label(name), lambda value: render_sensitive(value, clear=clear))
-
-    def _swap(self, request, names: Iterable) -> list:
-        sensitive = self._sensitive_names()
-        return [self.sensitive_display(request, n) if isinstance(n, str) and n in sensitive else n for n in names]
-
-    def _new_name(self, name: str) -> str:
-        return f"{self.secret_new_prefix}{name}"
-
-    def _can_write_secrets(self, request, obj) -> bool:
-        return self.has_add_permission(request) if obj is None else self.has_change_permission(request, obj)
-
-    def _arrange(self, request, obj, names: Iterable) -> list:
-        """Swap sensitive names for displays; after each secret, its write-only field (add form: only it)."""
-        new_names = {self._new_name(s) for s in self.secret_fields}
-        writable = self._can_write_secrets(request, obj)
-        out: list = []
-        for item in names:
-            if isinstance(item, list | tuple):  # a row of fields
-                out.append(tuple(self._arrange(request, obj, item)))
-                continue
-            if isinstance(item, str) and item in new_names:
-                continue  # placed after its display below
-            name = item.name if isinstance(item, SensitiveField) else item
-            if isinstance(name, str) and name in self.secret_fields:
-                if obj is not None:
-                    out.append(self.sensitive_display(request, name))
-                if writable:
-                    out.append(self._new_name(name))
-                continue
-            out.extend(self._swap(request, [item]))
-        return out
-
-    # --- ModelAdmin hooks -----------------------------------------------------------------------
-
-    def get_list_display(self, request):
-        return self._swap(request, super().get_list_display(request))
-
-    def get_readonly_fields(self, request, obj=None):
-        names = list(super().get_readonly_fields(request, obj))
-        names += [n for n in self._sensitive_names() if n not in names]
-        return self._swap(request, names)
-
-    def get_exclude(self, request, obj=None):
-        return [*(super().get_exclude(request, obj) or ()), *self._sensitive_names()]
-
-    def get_fields(self, request, obj=None):
-        return self._arrange(request, obj, super().get_fields(request, obj))
-
-    def get_fieldsets(self, request, obj=None):
-        return [(title, {**opts, "fields": self._arrange(request, obj, opts["fields"])})
-                for title, opts in super().get_fieldsets(request, obj)]
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        if self.secret_fields:
-            attrs = {}
-            for name in self.secret_fields:
-                model_field = self.model._meta.get_field(name)
-                label = (model_field.verbose_name if obj is None
-                         else format_lazy("{} {}", model_field.verbose_name, self.secret_new_label))
-                attrs[self._new_name(name)] = forms.CharField(
-                    label=label, required=obj is None and not model_field.blank, strip=True,
-                    widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-                    help_text=_("只写字段：保存后不再显示明文。"),
-                )
-            base = kwargs.get("form", self.form)
-            kwargs["form"] = type(f"{base.__name__}WithSecrets", (base,), attrs)
-        return super().get_form(request, obj, change=change, **kwargs)
-
-    def save_model(self, request, obj, form, change):
-        for name in self.secret_fields:
-            value = form.cleaned_data.get(self._new_name(name)) if hasattr(form, "cleaned_data") else None
-            if value:
-                setattr(obj, name, value)
-        super().save_model(request, obj, form, change)
 
 
 class ReadOnlyAdminMixin:
@@ -222,20 +46,13 @@ class ReadOnlyAdminMixin:
         return False
 
 
-def pretty_json(value: Any, limit: int = 20000):
-    """A JSON document (or JSON text) indented in a <pre>; other text as is."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return format_html('<pre style="white-space:pre-wrap;max-width:100ch">{}</pre>', value[:limit])
-    text = json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True, default=str)
-    return format_html('<pre style="white-space:pre-wrap;max-width:100ch">{}</pre>', text[:limit])
-
-
-class InboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class InboxEventAdmin(PIIMaskMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Admin for any InboxEvent subclass. Set `replay_task` to the dotted name of the Celery task that
-    processes one event by primary key (or override `replay`)."""
+    processes one event by primary key (or override `replay`). A platform's raw message may carry buyer
+    data: its values are masked for staff without `accounts.view_pii` (keys stay readable)."""
+
+    pii_fields = ("body",)
+    pretty_fields = ("body",)
 
     replay_task: str | None = None
     replay_limit = 1000
@@ -249,12 +66,12 @@ class InboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     leading_fields = ("source", "key", "topic")
     trailing_fields = ("status", "attempts", "result", "last_error", "received_at", "processed_at",
-                       "next_attempt_at", "headers_pretty", "body_pretty", "traceback")
+                       "next_attempt_at", "headers_pretty", "body", "traceback")
 
     def get_fields(self, request, obj=None):
         known = {*self.leading_fields, *self.trailing_fields, "headers", "body", "id"}
         extra = [f.name for f in self.model._meta.concrete_fields if f.name not in known]
-        return [*self.leading_fields, *extra, *self.trailing_fields]
+        return self._arrange(request, obj, [*self.leading_fields, *extra, *self.trailing_fields])
 
     def get_readonly_fields(self, request, obj=None):
         return self.get_fields(request, obj)
@@ -262,10 +79,6 @@ class InboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description=_("请求头"))
     def headers_pretty(self, obj):
         return pretty_json(obj.headers or {})
-
-    @admin.display(description=_("原始消息体"))
-    def body_pretty(self, obj):
-        return pretty_json(obj.body or "")
 
     # --- replay ---------------------------------------------------------------------------------
 

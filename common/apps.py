@@ -27,7 +27,10 @@ def install_periodic_tasks(sender=None, using="default", **kwargs):
 class CommonConfig(AppConfig):
     name = "common"
     verbose_name = "系统"
-    periodic_tasks = {"health: heartbeat": ("common.tasks.heartbeat", timedelta(minutes=1))}
+    periodic_tasks = {
+        "health: heartbeat": ("common.tasks.heartbeat", timedelta(minutes=1)),
+        "security: report rejected webhooks": ("common.tasks.report_rejected_webhooks", timedelta(minutes=1)),
+    }
 
     def ready(self):
         post_migrate.connect(install_periodic_tasks, sender=self)

@@ -4,12 +4,14 @@ so keys rotate by prepending a new one and running `manage.py reencrypt_fields`.
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 @lru_cache(maxsize=4)
@@ -34,13 +36,27 @@ def decrypt_str(token: str) -> str:
         raise ImproperlyConfigured("encrypted field cannot be decrypted with FIELD_ENCRYPTION_KEYS") from exc
 
 
-def mask(value: str | None, *, keep: int = 2) -> str:
-    """What staff without the PII permission see: the first and last characters, stars between."""
-    if not value:
+HIDDEN = "********"
+_PHONE_JUNK = re.compile(r"[\s()+-]")
+
+
+def mask(value) -> str:
+    """Personal data as staff without `accounts.view_pii` see it. A phone number keeps its last 4 digits
+    (enough to match a buyer who calls); anything else — names, addresses, e-mails, card codes, delivery
+    content and links — shows no character at all, and not its length either."""
+    if value is None or value == "":
         return ""
-    if len(value) <= keep * 2:
-        return "*" * len(value)
-    return f"{value[:keep]}{'*' * min(8, len(value) - keep * 2)}{value[-keep:]}"
+    text = str(value)
+    digits = _PHONE_JUNK.sub("", text)
+    if digits.isascii() and digits.isdigit() and 7 <= len(digits) <= 15:
+        return f"{'*' * (len(digits) - 4)}{digits[-4:]}"
+    return HIDDEN
+
+
+def mask_secret(value) -> str:
+    """A credential (app secret, session, access token, channel key) as anyone sees it: whether it is set,
+    never a character of it."""
+    return str(_("set (hidden)")) if value else str(_("(not set)"))
 
 
 class EncryptedTextField(models.TextField):

@@ -6,6 +6,7 @@ or by `manage.py replay_events`."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import traceback as tb
 from collections.abc import Callable
@@ -20,14 +21,16 @@ from django.db.models import Q
 from django.dispatch import Signal
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
 
 from .due import DueWork, backoff
-from .models import InboxEvent, RejectedWebhook
+from .middleware import request_problem
+from .models import InboxEvent
+from .rejects import rejection_record, webhook_rejected  # noqa: F401 (webhook_rejected: re-exported)
+from .sanitize import clean_text, decode_body, is_hostile
 
 log = logging.getLogger(__name__)
 
-# Sent after a webhook call was refused (source, reason, remote_addr). Notifications listens to it.
-webhook_rejected = Signal()
 # Sent when a stored event failed for good (its attempts are used up; only an operator's replay runs it again),
 # inside the transaction that records the failure: model (label), event_id, source, topic, reference (the
 # order or other object it is about, if the model says), attempts, error. Notifications listens to it.
@@ -37,9 +40,11 @@ inbox_failed = Signal()
 INBOX_MODELS: list[type[InboxEvent]] = []
 INBOX_HANDLERS: dict[type[InboxEvent], Callable[[InboxEvent], str | None]] = {}
 
-SAFE_HEADERS = ("CONTENT_TYPE", "HTTP_USER_AGENT", "HTTP_X_FORWARDED_FOR", "HTTP_X_REQUEST_ID")
+SAFE_HEADERS = ("CONTENT_TYPE", "HTTP_USER_AGENT", "HTTP_X_FORWARDED_FOR", "HTTP_X_REQUEST_ID",
+                "HTTP_TRANSFER_ENCODING")
 LEASE = timedelta(minutes=5)
 NUDGE_GRACE = timedelta(seconds=30)  # a new event's own nudge is on its way
+READ_CHUNK = 64 * 1024
 
 
 def register_inbox(model, handler: Callable[[InboxEvent], str | None]):
@@ -48,6 +53,14 @@ def register_inbox(model, handler: Callable[[InboxEvent], str | None]):
         INBOX_MODELS.append(model)
     INBOX_HANDLERS[model] = handler
     return model
+
+
+def webhook_view(view):
+    """Mark a view as a webhook: no CSRF (platforms sign instead), and it checks hostile input itself
+    (`receive`), so that a refused call is recorded under its source (common.middleware)."""
+    view = csrf_exempt(view)
+    view.handles_hostile_input = True
+    return view
 
 
 @dataclass
@@ -67,21 +80,86 @@ class Verdict:
 
 
 def client_ip(request: HttpRequest) -> str:
-    return (request.META.get("REMOTE_ADDR") or "")[:64]
+    """The caller's address: REMOTE_ADDR, or behind `TRUSTED_PROXY_COUNT` reverse proxies the address the
+    outermost of them saw (X-Forwarded-For, counted from the right: entries further left are the client's
+    own claims). Always an IP address or empty (it is stored in address columns)."""
+    proxies = settings.TRUSTED_PROXY_COUNT
+    if proxies > 0:
+        hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
+        if len(hops) >= proxies and _is_ip(hops[-proxies]):
+            return hops[-proxies]
+    remote = (request.META.get("REMOTE_ADDR") or "").strip()
+    return remote if _is_ip(remote) else ""
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def pick_headers(request: HttpRequest, extra: tuple[str, ...] = ()) -> dict[str, str]:
-    return {k: str(request.META[k])[:512] for k in (*SAFE_HEADERS, *extra) if k in request.META}
+    return {k: clean_text(request.META[k], 512) for k in (*SAFE_HEADERS, *extra) if k in request.META}
 
 
 def reject(request: HttpRequest, *, source: str, reason: str, body: bytes) -> None:
-    RejectedWebhook.objects.create(
-        source=source, reason=reason[:255], remote_addr=client_ip(request),
-        path=request.get_full_path()[:512], headers=pick_headers(request),
-        body_excerpt=body[: RejectedWebhook.EXCERPT_BYTES].decode("utf-8", "replace"), body_size=len(body),
-    )
-    log.warning("webhook %s rejected from %s: %s", source, client_ip(request), reason)
-    webhook_rejected.send(sender=RejectedWebhook, source=source, reason=reason, remote_addr=client_ip(request))
+    """Record a refused call (aggregated and capped, common.rejects) and log it."""
+    rejection_record(source=source, reason=reason, remote_addr=client_ip(request), path=request.get_full_path(),
+                     headers=pick_headers(request, ("QUERY_STRING",)), body=body)
+    log.warning("webhook %s rejected from %s: %s", source, client_ip(request), clean_text(reason, 255))
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class LengthRequired(Exception):
+    pass
+
+
+def read_body(request: HttpRequest, limit: int) -> bytes:
+    """The request body, at most `limit` bytes (BodyTooLarge beyond, without reading it all).
+
+    A chunked body (Transfer-Encoding: chunked, no Content-Length) is read from the server's input, which
+    gunicorn de-chunks and ends (`wsgi.input_terminated`); Django itself only reads Content-Length bytes.
+    Behind nginx (proxy_request_buffering on) the body always arrives with a Content-Length."""
+    length = request.META.get("CONTENT_LENGTH") or ""
+    if length.strip():
+        try:
+            size = int(length)
+        except ValueError:
+            size = -1
+        if size > limit:
+            raise BodyTooLarge
+        return request.body
+    if "chunked" not in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return request.body
+    if not request.META.get("wsgi.input_terminated"):
+        raise LengthRequired
+    stream, data = request.META["wsgi.input"], bytearray()
+    while len(data) <= limit:
+        chunk = stream.read(min(READ_CHUNK, limit + 1 - len(data)))
+        if not chunk:
+            break
+        data += chunk
+    if len(data) > limit:
+        raise BodyTooLarge
+    return bytes(data)
+
+
+def _verdict_problem(model: type[InboxEvent], verdict: Verdict) -> str:
+    """A reason when what the verifier extracted cannot be stored as is (hostile or over-long text)."""
+    texts = {"key": verdict.key, "topic": verdict.topic,
+             **{k: v for k, v in verdict.fields.items() if isinstance(v, str)}}
+    for name, value in texts.items():
+        if is_hostile(value):
+            return f"message {name} contains characters that are not allowed"
+        limit = model._meta.get_field(name).max_length
+        if limit is not None and len(value) > limit:
+            return f"message {name} is longer than {limit} characters"
+    return ""
 
 
 def receive(request: HttpRequest, *, model: type[InboxEvent], source: str,
@@ -89,22 +167,38 @@ def receive(request: HttpRequest, *, model: type[InboxEvent], source: str,
             headers: tuple[str, ...] = ()) -> HttpResponse:
     """Verify a webhook call, store it once, start its processing on commit, answer at once.
 
-    A duplicate (same source and key) answers success and does nothing; a bad call answers 4xx and leaves
-    only a RejectedWebhook row."""
+    A duplicate (same source and key) answers success and does nothing; a bad call answers 4xx with a plain
+    reason and leaves only a (cleaned, aggregated) RejectedWebhook record: over-long or chunked-over-limit
+    bodies, hostile characters in the address, query or body, bodies that are not UTF-8, bad signatures,
+    identifiers that cannot be stored."""
+
+    def refuse(reason: str, status: int, body: bytes = b"") -> HttpResponse:
+        reject(request, source=source, reason=reason, body=body)
+        return JsonResponse({"error": reason}, status=status)
+
     if request.method != "POST":
         return JsonResponse({"error": "method not allowed"}, status=405)
-    body = request.body
-    if len(body) > settings.WEBHOOK_MAX_BODY_BYTES:
-        reject(request, source=source, reason="body too large", body=body[:256])
-        return JsonResponse({"error": "body too large"}, status=413)
+    try:
+        body = read_body(request, settings.WEBHOOK_MAX_BODY_BYTES)
+    except BodyTooLarge:
+        return refuse("body too large", 413)
+    except LengthRequired:
+        return refuse("chunked body not supported by this server: send a Content-Length", 411)
+    problem = request_problem(request)
+    if problem is not None:
+        return refuse(problem[1], problem[0], body)
+    if decode_body(body) is None:
+        return refuse("body is not UTF-8 text or contains control characters", 400, body)
     try:
         verdict = verify(request, body)
-    except Exception as exc:  # a verifier bug must not store the event
+    except Exception:  # a verifier bug must not store the event, nor tell the caller what broke
         log.exception("webhook %s verifier failed", source)
-        verdict = Verdict.reject(f"verification error: {exc.__class__.__name__}", status=400)
+        verdict = Verdict.reject("the message could not be verified", status=400)
     if not verdict.ok:
-        reject(request, source=source, reason=verdict.reason, body=body)
-        return JsonResponse({"error": verdict.reason}, status=verdict.status)
+        return refuse(verdict.reason, verdict.status, body)
+    problem = _verdict_problem(model, verdict)
+    if problem:
+        return refuse(problem, 400, body)
 
     try:
         # One INSERT needs no explicit transaction (autocommit); inside a caller's transaction it gets a
@@ -112,12 +206,12 @@ def receive(request: HttpRequest, *, model: type[InboxEvent], source: str,
         in_transaction = not transaction.get_autocommit()
         with transaction.atomic() if in_transaction else nullcontext():
             event = model.objects.create(
-                source=source, key=verdict.key[:191], topic=verdict.topic[:64],
-                headers=pick_headers(request, headers), body=body.decode("utf-8", "replace"), **verdict.fields,
+                source=source, key=verdict.key, topic=verdict.topic,
+                headers=pick_headers(request, headers), body=body.decode("utf-8"), **verdict.fields,
             )
         transaction.on_commit(lambda: nudge(task, event.pk))
     except IntegrityError:
-        if not model.objects.filter(source=source, key=verdict.key[:191]).exists():
+        if not model.objects.filter(source=source, key=verdict.key).exists():
             raise  # not a duplicate: a real error, let it surface as a 500 so the platform retries
         log.info("webhook %s duplicate %s", source, verdict.key)
     return success()

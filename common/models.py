@@ -38,11 +38,15 @@ class InboxEvent(models.Model):
 
 
 class RejectedWebhook(models.Model):
-    """A webhook call refused before storage (bad or missing signature, unknown account, oversize).
-    Only a bounded excerpt is kept: this is evidence for staff, never work to do."""
+    """Webhook calls refused before storage (bad or missing signature, unknown account, oversize, hostile
+    bytes), aggregated: one row per source, reason and remote address within a window, `count` calls
+    (common.rejects). Only a bounded, cleaned excerpt of the first call is kept: evidence for staff, never
+    work to do."""
 
     EXCERPT_BYTES = 2048
 
+    bucket = models.CharField(max_length=64, unique=True, null=True, editable=False,
+                              help_text="sha256 of source, reason, remote address and window start")
     source = models.CharField(_("来源"), max_length=32, db_index=True)
     reason = models.CharField(_("原因"), max_length=255)
     remote_addr = models.CharField(_("来源地址"), max_length=64, blank=True)
@@ -51,11 +55,15 @@ class RejectedWebhook(models.Model):
     body_excerpt = models.TextField(_("消息体片段"), blank=True)
     body_size = models.PositiveIntegerField(_("消息体大小"), default=0)
     received_at = models.DateTimeField(_("时间"), auto_now_add=True, db_index=True)
+    count = models.PositiveIntegerField(_("Calls"), default=1)
+    last_seen_at = models.DateTimeField(_("Last call"), default=timezone.now, db_index=True)
+    reported_count = models.PositiveIntegerField(
+        _("Reported"), default=0, help_text=_("Calls already counted in a security alert."))
 
     class Meta:
         verbose_name = _("被拒绝的回调")
         verbose_name_plural = _("被拒绝的回调")
-        ordering = ["-received_at"]
+        ordering = ["-last_seen_at"]
 
     def __str__(self):
         return f"{self.source}: {self.reason}"

@@ -9,3 +9,12 @@ def heartbeat():
     """Scheduled by beat every minute; running it proves a worker is alive (beat's own freshness is the
     PeriodicTask's last_run_at)."""
     Heartbeat.objects.update_or_create(name="worker", defaults={"seen_at": timezone.now()})
+
+
+@shared_task(name="common.tasks.report_rejected_webhooks")
+def report_rejected_webhooks(source: str | None = None):
+    """Nudged when a new kind of refused webhook call is recorded, and run by beat every minute: sends the
+    security alert signal for refusals not reported yet (common.rejects)."""
+    from .rejects import rejections_report
+
+    return rejections_report(source=source)

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_celery_beat",
+    "axes",
     "common",
     "accounts",
     "notifications",
@@ -51,6 +52,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # NUL bytes, control characters, impossible dates in addresses and queries: 400 before any view.
+    "common.middleware.HostileInputMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -58,6 +61,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Login throttling (django-axes): last, as its documentation asks.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -91,6 +96,10 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses a locked-out caller before the password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -106,7 +115,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# `manage.py collectstatic` copies here; in production the reverse proxy serves it (deploy/nginx.conf).
+STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=BASE_DIR / "staticfiles")
 
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
@@ -181,8 +191,12 @@ PLATFORM_HTTP_TIMEOUT = (env.float("PLATFORM_CONNECT_TIMEOUT", default=5.0),
                          env.float("PLATFORM_READ_TIMEOUT", default=15.0))
 # Inbox processing: attempts before an event is left as failed for an operator to replay.
 INBOX_MAX_ATTEMPTS = env.int("INBOX_MAX_ATTEMPTS", default=8)
-# Webhook bodies larger than this are refused (413) before any parsing.
+# Webhook bodies larger than this are refused (413) before any parsing (chunked bodies included).
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=256 * 1024)
+# Refused webhook calls (common.rejects): repeats of one source, reason and address within the window are one
+# row with a counter; at most MAX_ROWS rows are kept (the oldest go first).
+REJECTED_WEBHOOK_WINDOW_SECONDS = env.int("REJECTED_WEBHOOK_WINDOW_SECONDS", default=600)
+REJECTED_WEBHOOK_MAX_ROWS = env.int("REJECTED_WEBHOOK_MAX_ROWS", default=10000)
 
 # --- Shipping (seed: 3 tries, 5 minutes apart) --------------------------------------------------
 SHIP_MAX_ATTEMPTS = env.int("SHIP_MAX_ATTEMPTS", default=3)
@@ -209,7 +223,31 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
 }
-SPECTACULAR_SETTINGS = {"TITLE": "xianyu-ops API", "VERSION": "1.0.0"}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "xianyu-ops API", "VERSION": "1.0.0",
+    # The schema describes the staff API: staff only, like the API itself.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAdminUser"],
+}
+
+# --- Access and health ----------------------------------------------------------------------------
+# Reverse proxies in front of the app (deploy/: nginx = 1). The client's address is then the entry this many
+# places from the right of X-Forwarded-For; 0 = REMOTE_ADDR (no proxy, or one that is not trusted).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+# /healthz/ answers anyone with its status only (ok / 503); the checks' details need a staff session or this
+# token in the X-Healthz-Token header (empty: staff session only).
+HEALTHZ_TOKEN = env.str("HEALTHZ_TOKEN", default="")
+
+# Admin login throttling (django-axes): after AXES_FAILURE_LIMIT failed logins from one client address, that
+# address is refused (HTTP 429) for AXES_COOLOFF_HOURS or until staff clear it (admin: 访问尝试 → 解除锁定,
+# or `manage.py axes_reset`). Locking by address, not by username, so nobody can lock a colleague out by
+# typing their name; one success clears the count.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=1.0)
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "common.inbox.client_ip"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 
 # --- Production hardening (manage.py check --deploy) -------------------------------------------
 if not DEBUG:
@@ -236,10 +274,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # axes: lockouts are warnings; its per-login INFO lines (resets, clean-ups) are noise.
     "loggers": {
         "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.server": {"handlers": [], "filters": ["below_400"], "propagate": True},
         "django.db.backends": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},
     },
 }
 

@@ -1,34 +1,21 @@
-from django import forms
+"""Notifications in the admin: channels (the secret write-only), subscriptions, templates, and the log of
+what was sent. A buyer-addressed notification's recipient, data and text are masked for staff without
+`accounts.view_pii` (common.admin_mixins.PIIMaskMixin)."""
+
 from django.contrib import admin, messages
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from common.admin_mixins import ReadOnlyAdminMixin
-from common.fields import mask
+from common.admin_mixins import PIIMaskMixin, ReadOnlyAdminMixin
 
-from .events import EVENTS
+from .events import BUYER, EVENTS
 from .models import Channel, Delivery, Notification, Subscription, Template
 from .services import channel_send_test, deliveries_retry_now
 
 
-class ChannelForm(forms.ModelForm):
-    new_secret = forms.CharField(
-        label=_("设置新密钥"), required=False, strip=True,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text=_("留空则保留原密钥。密钥加密保存，不会再次显示明文。"))
-
-    class Meta:
-        model = Channel
-        fields = ("name", "kind", "enabled", "shop", "config", "rate_limit_per_minute")
-
-    def save(self, commit=True):
-        obj = super().save(commit=False)
-        if self.cleaned_data.get("new_secret"):
-            obj.secret = self.cleaned_data["new_secret"]
-        if commit:
-            obj.save()
-            self.save_m2m()
-        return obj
+def addressed_to_a_buyer(notification: Notification) -> bool:
+    event = EVENTS.get(notification.event)
+    return bool(notification.recipient) or (event is not None and event.audience == BUYER)
 
 
 class SubscriptionInline(admin.TabularInline):
@@ -38,20 +25,16 @@ class SubscriptionInline(admin.TabularInline):
 
 
 @admin.register(Channel)
-class ChannelAdmin(admin.ModelAdmin):
-    form = ChannelForm
-    list_display = ("name", "kind", "enabled", "shop", "secret_masked", "rate_limit_shown", "updated_at")
+class ChannelAdmin(PIIMaskMixin, admin.ModelAdmin):
+    secret_fields = ("secret",)
+    list_display = ("name", "kind", "enabled", "shop", "secret", "rate_limit_shown", "updated_at")
     list_filter = ("kind", "enabled", "shop")
     search_fields = ("name",)
-    readonly_fields = ("secret_masked", "created_at", "updated_at")
-    fields = ("name", "kind", "enabled", "shop", "config", "secret_masked", "new_secret", "rate_limit_per_minute",
-              "created_at", "updated_at")
+    readonly_fields = ("created_at", "updated_at")
+    fields = ("name", "kind", "enabled", "shop", "config", "secret", "rate_limit_per_minute", "created_at",
+              "updated_at")
     inlines = [SubscriptionInline]
     actions = ["send_test"]
-
-    @admin.display(description=_("当前密钥"))
-    def secret_masked(self, obj):
-        return mask(obj.secret) if obj and obj.secret else _("（未设置）")
 
     @admin.display(description=_("每分钟上限"))
     def rate_limit_shown(self, obj):
@@ -114,13 +97,18 @@ class DeliveryInline(admin.TabularInline):
 
 
 @admin.register(Notification)
-class NotificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class NotificationAdmin(PIIMaskMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("id", "event", "shop", "created_at", "delivery_count")
     list_filter = ("event", "shop")
     date_hierarchy = "created_at"
-    readonly_fields = ("event", "shop", "context", "recipient_masked", "created_at")
-    exclude = ("recipient",)
+    pii_fields = ("recipient", "context")
+    pretty_fields = ("context",)
+    fields = ("event", "shop", "recipient", "context", "created_at")
+    readonly_fields = fields
     inlines = [DeliveryInline]
+
+    def is_sensitive(self, obj, name):
+        return name == "recipient" or addressed_to_a_buyer(obj)
 
     def get_queryset(self, request):
         from django.db.models import Count
@@ -131,20 +119,21 @@ class NotificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def delivery_count(self, obj):
         return obj.n_deliveries
 
-    @admin.display(description=_("收件人（买家）"))
-    def recipient_masked(self, obj):
-        return mask(obj.recipient) or "-"
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class DeliveryAdmin(PIIMaskMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("id", "event", "channel", "status", "attempts", "due_at", "sent_at", "short_error")
     list_filter = ("status", "channel", "notification__event")
     list_select_related = ("channel", "notification")
     date_hierarchy = "created_at"
     readonly_fields = ("notification", "channel", "status", "attempts", "due_at", "lease_until", "attempted_at",
                        "sent_at", "last_error", "subject", "text", "external_id", "created_at", "updated_at")
+    pii_fields = ("subject", "text")
     actions = ["retry_now"]
+
+    def is_sensitive(self, obj, name):
+        return addressed_to_a_buyer(obj.notification)
 
     @admin.display(description=_("事件"), ordering="notification__event")
     def event(self, obj):

@@ -234,12 +234,12 @@ def channel_send_test(*, channel: Channel) -> Delivery:
 # --- alerts --------------------------------------------------------------------------------------------
 
 
-def alert_gate(*, key: str, interval: timedelta, now: datetime | None = None) -> int | None:
-    """Count one occurrence; return how many occurrences the alert should report, or None while the last
+def alert_gate(*, key: str, interval: timedelta, now: datetime | None = None, occurrences: int = 1) -> int | None:
+    """Count `occurrences`; return how many occurrences the alert should report, or None while the last
     alert for `key` is younger than `interval`. Call inside a transaction together with the notify()."""
     now = now or timezone.now()
     gate, _ = AlertGate.objects.select_for_update().get_or_create(key=key[:191])
-    gate.pending_count += 1
+    gate.pending_count += occurrences
     if gate.last_alert_at and now - gate.last_alert_at < interval:
         gate.save(update_fields=["pending_count"])
         return None
@@ -270,20 +270,23 @@ def on_inbox_failed(sender=None, *, model: str = "", event_id=None, source: str 
         log.exception("alert for failed %s event %s not recorded", model, event_id)
 
 
-def webhook_rejected_alert(*, source: str, reason: str, remote_addr: str = "") -> Notification | None:
-    """security.webhook_rejected, at most one per source per 10 minutes, with the count since the last one."""
+def webhook_rejected_alert(*, source: str, reason: str, remote_addr: str = "", count: int = 1) -> Notification | None:
+    """security.webhook_rejected, at most one per source per 10 minutes, with the count since the last one
+    (`count`: refused calls this report stands for)."""
     with transaction.atomic():
-        count = alert_gate(key=f"webhook_rejected:{source}", interval=WEBHOOK_ALERT_INTERVAL)
+        count = alert_gate(key=f"webhook_rejected:{source}", interval=WEBHOOK_ALERT_INTERVAL, occurrences=count)
         if count is None:
             return None
         return notify("security.webhook_rejected", source=source, reason=reason, remote_addr=remote_addr,
                       count=count)
 
 
-def on_webhook_rejected(sender=None, *, source: str = "", reason: str = "", remote_addr: str = "", **kwargs):
-    """Receiver of common.inbox.webhook_rejected: never lets an alert problem break the webhook answer."""
+def on_webhook_rejected(sender=None, *, source: str = "", reason: str = "", remote_addr: str = "", count: int = 1,
+                        **kwargs):
+    """Receiver of common.rejects.webhook_rejected, sent from a Celery task (never in the refused request):
+    an alert problem is logged, never raised."""
     try:
-        webhook_rejected_alert(source=source, reason=reason, remote_addr=remote_addr)
+        webhook_rejected_alert(source=source, reason=reason, remote_addr=remote_addr, count=count)
     except Exception:
         log.exception("security alert for rejected %s webhook not recorded", source)
 

@@ -196,6 +196,9 @@ class OrderAdmin(PIIMaskMixin, admin.ModelAdmin):
     def has_add_permission(self, request):
         return False  # orders come from platforms
 
+    def has_delete_permission(self, request, obj=None):
+        return False  # a record, not a draft: nobody deletes an order (its log and shipment keep it too)
+
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         # Every field is read-only: no save buttons (staff act through the list's actions).
         extra = {"show_save": False, "show_save_and_continue": False, **(extra_context or {})}
@@ -292,29 +295,17 @@ class SandboxOrderAdmin(SandboxAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(SandboxCall)
-class SandboxCallAdmin(SandboxAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class SandboxCallAdmin(PIIMaskMixin, SandboxAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    """A ship call's parameters carry the delivery content (card codes): masked without `view_pii`."""
+
     field_labels = {"shop": _("店铺")}
-    list_display = ("sandbox", "created_at", "shop", "method", "params_short", "response_short")
+    pii_fields = ("params", "response")
+    pretty_fields = pii_fields
+    list_display = ("sandbox", "created_at", "shop", "method", "params", "response")
     list_display_links = ("created_at",)
     list_filter = ("method", ("shop", titled_filter(_("店铺"), RelatedFieldListFilter)))
     list_select_related = ("shop",)
     date_hierarchy = "created_at"
     show_full_result_count = False
-    fields = ("created_at", "shop", "method", "params_pretty", "response_pretty")
+    fields = ("created_at", "shop", "method", "params", "response")
     readonly_fields = fields
-
-    @admin.display(description=_("参数"))
-    def params_short(self, obj):
-        return str(obj.params)[:120]
-
-    @admin.display(description=_("返回"))
-    def response_short(self, obj):
-        return str(obj.response)[:120]
-
-    @admin.display(description=_("参数"))
-    def params_pretty(self, obj):
-        return pretty_json(obj.params or {})
-
-    @admin.display(description=_("返回"))
-    def response_pretty(self, obj):
-        return pretty_json(obj.response or {})

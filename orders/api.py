@@ -1,9 +1,10 @@
 """Read-only REST API for orders and products (`/api/v1/…`, staff session auth, schema at /api/schema/)."""
 
 from rest_framework import serializers, viewsets
+from rest_framework.exceptions import ValidationError
 from rest_framework.routers import DefaultRouter
 
-from .models import Order, OrderEvent, Product
+from .models import Order, OrderEvent, OrderStatus, Product
 
 
 class OrderEventSerializer(serializers.ModelSerializer):
@@ -31,11 +32,18 @@ class ProductSerializer(serializers.ModelSerializer):
 
 
 class OrderViewSet(viewsets.ReadOnlyModelViewSet):
+    """`?status=` filters by one of the order states; another value is a 400 that lists them."""
+
     serializer_class = OrderSerializer
+
     def get_queryset(self):
         qs = Order.objects.select_related("shop").prefetch_related("events").order_by("-created_at")
         status = self.request.query_params.get("status")
-        return qs.filter(status=status) if status else qs
+        if not status:
+            return qs
+        if status not in OrderStatus.values:
+            raise ValidationError({"status": f"unknown status; one of: {', '.join(OrderStatus.values)}"})
+        return qs.filter(status=status)
 
 
 class ProductViewSet(viewsets.ReadOnlyModelViewSet):

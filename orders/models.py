@@ -224,7 +224,8 @@ class OrderEvent(models.Model):
         ANOMALY = "anomaly", _("异常")
         NOTE = "note", _("记录")
 
-    order = models.ForeignKey(Order, verbose_name=_("订单"), on_delete=models.CASCADE, related_name="events")
+    # PROTECT: an order with a history cannot be deleted (the log is the record of what happened).
+    order = models.ForeignKey(Order, verbose_name=_("订单"), on_delete=models.PROTECT, related_name="events")
     kind = models.CharField(_("类型"), max_length=16, choices=Kind.choices, default=Kind.TRANSITION)
     from_status = models.CharField(_("原状态"), max_length=20, blank=True)
     to_status = models.CharField(_("新状态"), max_length=20, blank=True)

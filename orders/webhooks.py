@@ -1,15 +1,21 @@
-"""Order webhooks (DESIGN.md §3, §4.1): verify, store in the inbox, answer at once; a worker processes."""
+"""Order webhooks (DESIGN.md §3, §4.1): verify, store in the inbox, answer at once; a worker processes.
+
+A signed message is still checked before it is stored: its order number must be a plain identifier (a
+string of letters, digits, `_ . : -`, at most 64 characters) and its event time a real time (from 2000
+to one day ahead) — anything else is refused 400 with a plain reason (common.inbox records it)."""
 
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl
 
 from django.http import JsonResponse
-from django.views.decorators.csrf import csrf_exempt
+from django.utils import timezone
 
 from accounts.models import Platform, Shop
-from common.inbox import Verdict, receive
+from common.inbox import Verdict, receive, webhook_view
+from common.sanitize import is_plain_id
 
 from .adapters import get_adapter
 from .models import OrderInboxEvent
@@ -17,6 +23,8 @@ from .tasks import process_order_event
 
 _SHOP_CACHE: dict[tuple[str, str], tuple[float, Shop | None]] = {}
 _SHOP_TTL = 30.0
+EARLIEST_EVENT = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_EVENT_AHEAD = timedelta(days=1)
 
 
 def _shop(platform: str, app_key: str) -> Shop | None:
@@ -41,6 +49,8 @@ def _verify(platform: str, app_key_param: str, params: dict[str, str], body: byt
     app_key = params.get(app_key_param, "")
     if not app_key or not params.get("sign"):
         return Verdict.reject("missing app key or signature", status=401)
+    if len(app_key) > 64:
+        return Verdict.reject(f"unknown {app_key_param}", status=401)
     shop = _shop(platform, app_key)
     if shop is None:
         return Verdict.reject(f"unknown {app_key_param}", status=401)
@@ -49,10 +59,17 @@ def _verify(platform: str, app_key_param: str, params: dict[str, str], body: byt
         return Verdict.reject("bad signature", status=401)
     try:
         msg = adapter.parse_push(query=params, body=body)
-    except (ValueError, KeyError, TypeError) as exc:
-        return Verdict.reject(f"malformed message: {exc.__class__.__name__}", status=400)
+    except (ValueError, KeyError, TypeError, ArithmeticError, OSError):  # absurd times overflow
+        return Verdict.reject("malformed message", status=400)
     if not msg.platform_order_id:
         return Verdict.reject("message names no order", status=400)
+    if not is_plain_id(msg.platform_order_id):
+        return Verdict.reject("order number is not a plain identifier", status=400)
+    event_at = msg.event_at
+    if event_at is not None and timezone.is_naive(event_at):
+        event_at = timezone.make_aware(event_at)
+    if event_at is not None and not EARLIEST_EVENT <= event_at <= timezone.now() + LATEST_EVENT_AHEAD:
+        return Verdict.reject("event time out of range", status=400)
     return Verdict(ok=True, key=msg.key, topic=msg.topic,
                    fields={"shop": shop, "platform_order_id": msg.platform_order_id})
 
@@ -61,7 +78,7 @@ def _success():
     return JsonResponse({"result": "success"})
 
 
-@csrf_exempt
+@webhook_view
 def xianguanjia(request):
     """闲管家 order push: `appid`, `timestamp`, `sign` in the query, JSON body."""
     return receive(
@@ -71,7 +88,7 @@ def xianguanjia(request):
     )
 
 
-@csrf_exempt
+@webhook_view
 def goofish(request):
     """Open-platform (TOP) messages relayed over HTTP, TOP-signed; parameters in the form and/or query."""
 

@@ -1,6 +1,6 @@
 """Shipping in the admin: every shipment, the staff's manual queue (ship one with a form, or several at
-once), and card-code pools with import. Codes and delivery content are masked for staff without
-`accounts.view_pii`."""
+once), and card-code pools with import. Codes, delivery content and delivery links (which open the
+content) are masked for staff without `accounts.view_pii`, through common.admin_mixins.PIIMaskMixin."""
 
 from __future__ import annotations
 
@@ -12,23 +12,18 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from common.fields import mask
+from common.admin_mixins import PIIMaskMixin
 
 from .forms import BulkShipForm, CardCodeImportForm, ManualShipForm
 from .models import MANUAL_QUEUE, CardCode, DeliveryView, ManualShipment, Shipment, ShipmentStatus
 from .services import ShippingError, cardcode_import, cardcode_void, shipment_ship_manual, shipment_ship_now
 
-PII = "accounts.view_pii"
 
-
-def can_see_pii(request) -> bool:
-    return request.user.has_perm(PII)
-
-
-class DeliveryViewInline(admin.TabularInline):
+class DeliveryViewInline(PIIMaskMixin, admin.TabularInline):
     model = DeliveryView
     extra = 0
     can_delete = False
+    pii_fields = ("ip",)
     fields = ["viewed_at", "ip", "user_agent"]
     readonly_fields = fields
 
@@ -36,7 +31,7 @@ class DeliveryViewInline(admin.TabularInline):
         return False
 
 
-class BaseShipmentAdmin(admin.ModelAdmin):
+class BaseShipmentAdmin(PIIMaskMixin, admin.ModelAdmin):
     list_display = ["order_link", "item", "quantity", "status", "due_at", "attempts", "method", "shipped_at",
                     "reason"]
     list_filter = ["status", "method", "order__shop"]
@@ -45,9 +40,11 @@ class BaseShipmentAdmin(admin.ModelAdmin):
     date_hierarchy = "due_at"
     inlines = [DeliveryViewInline]
     fields = ["order", "status", "due_at", "attempts", "needs_reconcile", "cancel_requested", "manual_reason",
-              "last_error", "logistics_company", "express_code", "waybill_no", "content_shown", "delivery_link",
+              "last_error", "logistics_company", "express_code", "waybill_no", "content", "delivery_url",
               "stock_taken", "method", "shipped_by", "sent_at", "shipped_at", "created_at", "updated_at"]
     readonly_fields = fields
+    pii_fields = ("content", "delivery_url")
+    sensitive_labels = {"delivery_url": _("提货链接")}
     actions = ["ship_manually", "ship_now"]
 
     def has_add_permission(self, request):
@@ -73,21 +70,10 @@ class BaseShipmentAdmin(admin.ModelAdmin):
     def reason(self, obj):
         return (obj.manual_reason or obj.last_error)[:80]
 
-    @admin.display(description=_("发货内容"))
-    def content_shown(self, obj):
-        if not obj.content:
-            return "-"
-        return obj.content if can_see_pii(self._request) else mask(obj.content, keep=2)
-
-    @admin.display(description=_("提货链接"))
-    def delivery_link(self, obj):
-        if not can_see_pii(self._request):
-            return mask(obj.delivery_url, keep=8)
-        return format_html('<a href="{0}" target="_blank" rel="noreferrer">{0}</a>', obj.delivery_url)
-
-    def get_object(self, request, object_id, from_field=None):
-        self._request = request
-        return super().get_object(request, object_id, from_field)
+    def render_clear(self, name, value, *, obj, brief):
+        if name == "delivery_url":
+            return format_html('<a href="{0}" target="_blank" rel="noreferrer">{0}</a>', value)
+        return super().render_clear(name, value, obj=obj, brief=brief)
 
     def get_urls(self):
         info = self.model._meta.app_label, self.model._meta.model_name
@@ -161,9 +147,6 @@ class BaseShipmentAdmin(admin.ModelAdmin):
         n = shipment_ship_now(shipments=queryset)
         self.message_user(request, _("%(n)d 单已设为立即发货") % {"n": n}, messages.SUCCESS)
 
-    def changelist_view(self, request, extra_context=None):
-        self._request = request
-        return super().changelist_view(request, extra_context)
 
 
 @admin.register(Shipment)
@@ -190,14 +173,14 @@ class ManualShipmentAdmin(BaseShipmentAdmin):
 
 
 @admin.register(CardCode)
-class CardCodeAdmin(admin.ModelAdmin):
-    list_display = ["pk", "product", "code_shown", "status", "order", "created_at", "reserved_at", "delivered_at"]
+class CardCodeAdmin(PIIMaskMixin, admin.ModelAdmin):
+    list_display = ["pk", "product", "code", "status", "order", "created_at", "reserved_at", "delivered_at"]
     list_filter = ["status", "product"]
     search_fields = ["order__platform_order_id", "product__title", "product__item_id"]
     list_select_related = ["product", "order"]
-    fields = ["product", "code_shown", "status", "order", "imported_by", "created_at", "reserved_at",
-              "delivered_at"]
+    fields = ["product", "code", "status", "order", "imported_by", "created_at", "reserved_at", "delivered_at"]
     readonly_fields = fields
+    pii_fields = ("code",)
     actions = ["void_codes"]
     change_list_template = "admin/shipping/cardcode/change_list.html"
 
@@ -208,7 +191,6 @@ class CardCodeAdmin(admin.ModelAdmin):
         return False  # a code's history matters; withdraw one with the "void" action
 
     def changelist_view(self, request, extra_context=None):
-        self._request = request
         extra_context = extra_context or {}
         extra_context["pools"] = (CardCode.objects.values("product__title", "product__item_id")
                                   .annotate(available=Count("pk", filter=Q(status=CardCode.Status.AVAILABLE)),
@@ -216,14 +198,6 @@ class CardCodeAdmin(admin.ModelAdmin):
                                             delivered=Count("pk", filter=Q(status=CardCode.Status.DELIVERED)))
                                   .order_by("product__title"))
         return super().changelist_view(request, extra_context)
-
-    def get_object(self, request, object_id, from_field=None):
-        self._request = request
-        return super().get_object(request, object_id, from_field)
-
-    @admin.display(description=_("卡密"))
-    def code_shown(self, obj):
-        return obj.code if can_see_pii(self._request) else mask(obj.code)
 
     def get_urls(self):
         return [path("import/", self.admin_site.admin_view(self.import_view), name="shipping_cardcode_import"),
@@ -253,7 +227,8 @@ class CardCodeAdmin(admin.ModelAdmin):
 
 
 @admin.register(DeliveryView)
-class DeliveryViewAdmin(admin.ModelAdmin):
+class DeliveryViewAdmin(PIIMaskMixin, admin.ModelAdmin):
+    pii_fields = ("ip",)
     list_display = ["shipment", "viewed_at", "ip", "user_agent"]
     list_select_related = ["shipment", "shipment__order"]
     search_fields = ["shipment__order__platform_order_id", "ip"]

@@ -52,7 +52,8 @@ class Shipment(ConcurrentTransitionMixin, models.Model):
         STAFF = "staff", _("人工发货")
         PLATFORM = "platform", _("平台已发货")
 
-    order = models.OneToOneField(Order, verbose_name=_("订单"), on_delete=models.CASCADE, related_name="shipment")
+    # PROTECT: a shipment is a record (what was delivered, how); its order cannot be deleted from under it.
+    order = models.OneToOneField(Order, verbose_name=_("订单"), on_delete=models.PROTECT, related_name="shipment")
     status = FSMField(_("状态"), max_length=20, choices=ShipmentStatus.choices, default=St.SCHEDULED,
                       protected=True, db_index=True)
     due_at = models.DateTimeField(_("计划发货时间"), db_index=True)

@@ -48,3 +48,20 @@ def redis_url():
             ok = False
     need_service("Redis", ok, "set REDIS_URL=redis://…")
     return url
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """On SQLite the test database is a file, not memory: tests that start a real server process (gunicorn)
+    share it with that process. One file per run (var/, removed with the test database)."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        db.setdefault("TEST", {})["NAME"] = str(settings.VAR_DIR / f"test-{os.getpid()}.sqlite3")
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Logins through the real form (django-axes tests, the admin sweep) without PBKDF2's deliberate cost."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,24 +1,31 @@
 """The staff's workplace (DESIGN.md §1, §6): every admin page renders, personal data is masked without the
-PII permission, credentials are never shown in clear, actions report through admin messages."""
+PII permission, credentials are never shown in clear, records cannot be deleted, actions report through
+admin messages and do what they say."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
 import pytest
+from axes.models import AccessFailureLog
+from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.contrib.messages import get_messages
 from django.core.management import call_command
 from django.db import connection
-from django.test import Client
+from django.db.models import ProtectedError
+from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from django_celery_beat.models import ClockedSchedule, CrontabSchedule, SolarSchedule
 
 from accounts.models import BuyerIdentity, Shop
 from accounts.services import shop_upsert
+from common.fields import mask_secret
 from common.models import Heartbeat, RejectedWebhook
+from notifications.models import Channel, Delivery, Notification, Subscription, Template
 from orders.models import (
     Order,
     OrderEvent,
@@ -28,24 +35,24 @@ from orders.models import (
     SandboxOrder,
     StockMovement,
 )
+from shipping.models import CardCode, DeliveryView, Shipment
 
 pytestmark = pytest.mark.django_db
 
 APP_SECRET = "app-secret-7f3a9c1d2e"
 SESSION = "session-token-5b8e4f0a"
 ACCESS_TOKEN = "buyer-access-token-9d2c"
+CHANNEL_SECRET = "SEC-channel-secret-4e1a"
+CARD_CODE = "VIP-CARD-8842-XQ"
+CONTENT = f"您的激活码：{CARD_CODE}"
+WRONG_PASSWORD = "typed-wrong-password-31"
 PHONE = "13912345678"
 EMAIL = "buyer.zhang@example.cn"
+BUYER_IP = "198.51.100.77"
 RECEIVER = {"name": "张小明", "phone": PHONE, "address": "浙江省杭州市余杭区文一西路969号"}
-CLEAR_SECRETS = (APP_SECRET, SESSION, ACCESS_TOKEN)
-
-# (app_label, model_name) of every model this work registers.
-MODELS = [
-    ("accounts", "user"), ("accounts", "shop"), ("accounts", "buyeridentity"),
-    ("orders", "product"), ("orders", "stockmovement"), ("orders", "order"), ("orders", "orderevent"),
-    ("orders", "orderinboxevent"), ("orders", "sandboxorder"), ("orders", "sandboxcall"),
-    ("common", "rejectedwebhook"), ("common", "heartbeat"),
-]
+CLEAR_SECRETS = (APP_SECRET, SESSION, ACCESS_TOKEN, CHANNEL_SECRET, WRONG_PASSWORD)
+# What staff without accounts.view_pii must never see, on any page (plus each shipment's delivery token).
+CLEAR_PERSONAL = (CARD_CODE, PHONE, EMAIL, "张小明", "文一西路", BUYER_IP)
 
 
 def make_order(shop, product, buyer, n: int, **extra) -> Order:
@@ -56,6 +63,8 @@ def make_order(shop, product, buyer, n: int, **extra) -> Order:
 
 @pytest.fixture
 def data():
+    """At least one row of every model the admin shows, each carrying the secrets and personal data its
+    page could leak."""
     shop, _ = shop_upsert(platform="sandbox", name="测试沙箱店", app_key="sbx-key", app_secret=APP_SECRET,
                           session_token=SESSION)
     product = Product.objects.create(shop=shop, item_id="item-1", title="测试商品", stock=5, low_stock_threshold=2)
@@ -67,34 +76,37 @@ def data():
                               data={"platform_status": "paid"})
     StockMovement.objects.create(product=product, reason=StockMovement.Reason.RESTOCK, change=5, remaining=5)
     OrderInboxEvent.objects.create(source="sandbox", key="k-1", topic="order", shop=shop, platform_order_id="P00001",
-                                   body='{"order_no": "P00001", "status": "paid"}')
+                                   body=f'{{"order_no": "P00001", "status": "paid", "receiver_phone": "{PHONE}"}}')
     SandboxOrder.objects.create(shop=shop, order_no="P00001", item_id="item-1", modified_at=timezone.now())
-    SandboxCall.objects.create(shop=shop, method="fetch_order", params={"order_no": "P00001"},
-                               response={"status": "paid"})
+    SandboxCall.objects.create(shop=shop, method="ship", params={"order_no": "P00001", "content": CONTENT},
+                               response={"status": "shipped"})
     RejectedWebhook.objects.create(source="xianguanjia", reason="bad signature", remote_addr="10.0.0.1",
-                                   body_excerpt='{"a": 1}', body_size=8)
+                                   body_excerpt=f'{{"mobile": "{PHONE}"}}', body_size=8)
     Heartbeat.objects.create(name="worker", seen_at=timezone.now())
-    return {"shop": shop, "product": product, "buyer": buyer, "order": order}
 
+    code = CardCode.objects.create(product=product, code=CARD_CODE, code_hash="h-1", status="reserved", order=order)
+    shipment = Shipment.objects.create(order=order, due_at=timezone.now(), content=CONTENT)
+    DeliveryView.objects.create(shipment=shipment, ip=BUYER_IP, user_agent="Mozilla/5.0")
+    queued = make_order(shop, product, buyer, 99, status="paid", paid_at=timezone.now())
+    Shipment.objects.create(order=queued, due_at=timezone.now(), status="awaiting_staff", manual_reason="人工")
 
-def objects_by_model(data):
-    return {
-        ("accounts", "user"): get_user_model().objects.first(), ("accounts", "shop"): data["shop"],
-        ("accounts", "buyeridentity"): data["buyer"], ("orders", "product"): data["product"],
-        ("orders", "stockmovement"): StockMovement.objects.first(), ("orders", "order"): data["order"],
-        ("orders", "orderevent"): OrderEvent.objects.first(),
-        ("orders", "orderinboxevent"): OrderInboxEvent.objects.first(),
-        ("orders", "sandboxorder"): SandboxOrder.objects.first(),
-        ("orders", "sandboxcall"): SandboxCall.objects.first(),
-        ("common", "rejectedwebhook"): RejectedWebhook.objects.first(),
-        ("common", "heartbeat"): Heartbeat.objects.first(),
-    }
+    channel = Channel.objects.create(name="短信", kind="sms", secret=CHANNEL_SECRET,
+                                     config={"access_key_id": "LTAI-x", "sign_name": "店"})
+    Subscription.objects.create(event="kyc.link_ready", channel=channel)
+    Template.objects.create(event="order.paid", subject="订单 {{ order }}", body="订单 {{ order }} 已付款")
+    note = Notification.objects.create(event="kyc.link_ready", shop=shop, recipient=PHONE,
+                                       context={"order": "P00001", "url": shipment.delivery_url})
+    Delivery.objects.create(notification=note, channel=channel, status="sent",
+                            subject="请完成实名认证", text=f"请打开 {shipment.delivery_url}，号码 {PHONE}")
+
+    return {"shop": shop, "product": product, "buyer": buyer, "order": order, "shipment": shipment, "code": code,
+            "queued": queued}
 
 
 def staff_client(*extra_perms: str) -> tuple[Client, object]:
-    """A staff member who may view every model here (plus `extra_perms`), without PII access."""
+    """A staff member who may view every model the admin shows (plus `extra_perms`), without PII access."""
     user = get_user_model().objects.create_user("operator", password="pw-operator-1", is_staff=True)
-    codenames = [f"view_{model}" for _app, model in MODELS] + list(extra_perms)
+    codenames = [f"view_{model._meta.model_name}" for model in admin.site._registry] + list(extra_perms)
     user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
     client = Client()
     client.force_login(user)
@@ -121,18 +133,59 @@ def messages_of(response) -> list[str]:
 # --- every page renders ----------------------------------------------------------------------------
 
 
+@pytest.fixture
+def every_model(data):
+    """`data`, and rows for the models only the sweep looks at: roles, login records, beat schedules."""
+    call_command("setup_roles")
+    get_user_model().objects.create_superuser("root", password="pw-root-12345")
+    # A failed and a successful login through the real form (django-axes records both).
+    Client(REMOTE_ADDR="203.0.113.5").post("/admin/login/", {"username": "root", "password": WRONG_PASSWORD})
+    Client(REMOTE_ADDR="203.0.113.6").post("/admin/login/", {"username": "root", "password": "pw-root-12345"})
+    AccessFailureLog.objects.create(username="root", ip_address="203.0.113.5", user_agent="curl",
+                                    path_info="/admin/login/", locked_out=False)
+    CrontabSchedule.objects.create(minute="0", hour="3")
+    SolarSchedule.objects.create(event="sunrise", latitude=30.0, longitude=120.0)
+    ClockedSchedule.objects.create(clocked_time=timezone.now())
+    return data
+
+
+def admin_pages(user) -> list[str]:
+    """The index, and for every model the admin shows: its list and the change page of one of its rows."""
+    request = RequestFactory().get("/admin/")
+    request.user = user
+    urls = ["/admin/"]
+    for model, model_admin in admin.site._registry.items():
+        info = model._meta.app_label, model._meta.model_name
+        obj = model_admin.get_queryset(request).order_by("pk").first()
+        assert obj is not None, f"the sweep needs a {model._meta.label} row: add one to the `data` fixture"
+        urls += [reverse("admin:{}_{}_changelist".format(*info)),
+                 reverse("admin:{}_{}_change".format(*info), args=[obj.pk])]
+    return urls
+
+
 @pytest.mark.parametrize("who", ["superuser", "staff"])
-def test_every_changelist_and_change_page_renders_without_clear_secrets(data, superuser_client, who):
-    client = superuser_client if who == "superuser" else staff_client()[0]
-    objects = objects_by_model(data)
-    for app, model in MODELS:
-        for url in (reverse(f"admin:{app}_{model}_changelist"),
-                    reverse(f"admin:{app}_{model}_change", args=[objects[(app, model)].pk])):
-            resp = client.get(url)
-            assert resp.status_code == 200, (url, resp.status_code)
-            assert_no_clear_secret(resp.content.decode(), url)
-    index = client.get("/admin/")
-    assert index.status_code == 200
+def test_every_admin_page_renders_without_secrets_and_masks_personal_data(every_model, superuser_client, who):
+    data = every_model
+    if who == "superuser":
+        client, user = superuser_client, get_user_model().objects.get(username="boss")
+        forbidden = CLEAR_SECRETS  # a superuser may see personal data, never a credential
+    else:
+        client, user = staff_client()
+        tokens = tuple(Shipment.objects.values_list("token", flat=True))
+        forbidden = (*CLEAR_SECRETS, *CLEAR_PERSONAL, *tokens)
+    urls = admin_pages(user)
+    assert len(urls) == 1 + 2 * len(admin.site._registry)
+    leaks = []
+    for url in urls:
+        resp = client.get(url)
+        assert resp.status_code == 200, (url, resp.status_code)
+        html = resp.content.decode()
+        leaks += [(url, value) for value in forbidden if value in html]
+    assert leaks == [], leaks
+    if who == "superuser":  # the same pages do show personal data to a superuser: the sweep can see a leak
+        order = client.get(reverse("admin:orders_order_change", args=[data["order"].pk])).content.decode()
+        code = client.get(reverse("admin:shipping_cardcode_change", args=[data["code"].pk])).content.decode()
+        assert PHONE in order and CARD_CODE in code
 
 
 def test_add_pages_render_where_adding_is_allowed(superuser_client, data):
@@ -151,6 +204,32 @@ def test_logs_cannot_be_changed_or_deleted(superuser_client, data):
     assert superuser_client.post(reverse("admin:orders_orderevent_delete", args=[event.pk]),
                                  {"post": "yes"}).status_code == 403
     assert OrderEvent.objects.get(pk=event.pk).message == "平台状态 paid"
+
+
+def test_records_cannot_be_deleted_by_anyone(superuser_client, data):
+    """Orders, their log, inbox events and shipments are records: no delete page, no bulk delete, and an
+    order with a history cannot be deleted in code either (nothing cascades its log away)."""
+    order, shipment = data["order"], data["shipment"]
+    records = {
+        "orders_order": order.pk, "orders_orderevent": OrderEvent.objects.first().pk,
+        "orders_orderinboxevent": OrderInboxEvent.objects.first().pk, "shipping_shipment": shipment.pk,
+        "shipping_manualshipment": Shipment.objects.get(order=data["queued"]).pk,
+    }
+    for name, pk in records.items():
+        change = superuser_client.get(reverse(f"admin:{name}_change", args=[pk])).content.decode()
+        assert reverse(f"admin:{name}_delete", args=[pk]) not in change, name
+        assert superuser_client.post(reverse(f"admin:{name}_delete", args=[pk]), {"post": "yes"}).status_code == 403
+        listing = superuser_client.get(reverse(f"admin:{name}_changelist")).content.decode()
+        assert 'value="delete_selected"' not in listing, name
+        resp = superuser_client.post(reverse(f"admin:{name}_changelist"),
+                                     {"action": "delete_selected", "_selected_action": [pk], "post": "yes"})
+        assert resp.status_code in (200, 302)
+    assert Order.objects.filter(pk=order.pk).exists() and Shipment.objects.filter(pk=shipment.pk).exists()
+    assert OrderEvent.objects.filter(order=order).count() == 1 and OrderInboxEvent.objects.count() == 1
+
+    with pytest.raises(ProtectedError):
+        order.delete()
+    assert OrderEvent.objects.filter(order=order).count() == 1
 
 
 def test_sandbox_pages_are_marked(superuser_client, data):
@@ -174,8 +253,9 @@ def test_pii_is_masked_for_staff_without_the_permission_and_clear_with_it(data):
         html = client.get(url).content.decode()
         assert PHONE not in html and EMAIL not in html and "张小明" not in html, url
         assert "文一西路" not in html
-    assert "13*******78" in client.get(pages[0]).content.decode()
-    assert "13*******78" in client.get(pages[2]).content.decode()  # the receiver's phone, masked
+    # A phone keeps its last 4 digits (to match a buyer who calls); nothing else keeps a character.
+    assert "*******5678" in client.get(pages[0]).content.decode()
+    assert "*******5678" in client.get(pages[2]).content.decode()  # the receiver's phone, masked
 
     user.user_permissions.add(Permission.objects.get(codename="view_pii", content_type__app_label="accounts"))
     client.force_login(get_user_model().objects.get(pk=user.pk))
@@ -191,6 +271,25 @@ def test_superuser_sees_pii_but_never_credentials(superuser_client, data):
     html = superuser_client.get(reverse("admin:accounts_buyeridentity_change", args=[data["buyer"].pk])).content
     assert PHONE in html.decode()
     assert_no_clear_secret(html.decode(), "buyer page")
+
+
+def test_credentials_show_no_character_only_whether_they_are_set(superuser_client, data):
+    """Not the first or last characters either: a secret is "set (hidden)" or "(not set)"."""
+    Shop.objects.filter(pk=data["shop"].pk).update(session_token="")
+    pages = {
+        reverse("admin:accounts_shop_changelist"): APP_SECRET,
+        reverse("admin:accounts_shop_change", args=[data["shop"].pk]): APP_SECRET,
+        reverse("admin:notifications_channel_changelist"): CHANNEL_SECRET,
+        reverse("admin:notifications_channel_change", args=[Channel.objects.get().pk]): CHANNEL_SECRET,
+        reverse("admin:accounts_buyeridentity_change", args=[data["buyer"].pk]): ACCESS_TOKEN,
+    }
+    for url, secret in pages.items():
+        html = superuser_client.get(url).content.decode()
+        assert mask_secret(secret) in html, url
+        for part in (secret[:2] + "*", "*" + secret[-2:], secret[-6:]):  # ends, as a partial mask shows them
+            assert part not in html, (url, part)
+    shop_page = superuser_client.get(reverse("admin:accounts_shop_change", args=[data["shop"].pk])).content
+    assert mask_secret("") in shop_page.decode()  # the emptied session
 
 
 def shop_form(shop: Shop, **extra) -> dict:
@@ -305,15 +404,25 @@ def test_inbox_replay_leaves_an_event_a_worker_holds(superuser_client, data):
 
 def test_refresh_action_syncs_and_reports_platform_errors(superuser_client, data):
     shop, product, buyer = data["shop"], data["product"], data["buyer"]
-    order = data["order"]  # the sandbox platform has it (status paid): nothing to change
-    lost = make_order(shop, product, buyer, 2)  # the sandbox platform does not know this one
+    # Closed on the (sandbox) platform while we still hold it as paid: a refresh must close it here.
+    moved = make_order(shop, product, buyer, 3, status="paid", paid_at=timezone.now())
+    SandboxOrder.objects.create(shop=shop, order_no="P00003", item_id="item-1", status="closed",
+                                modified_at=timezone.now())
+    lost = make_order(shop, product, buyer, 4, status="paid")  # the sandbox platform does not know this one
     resp = superuser_client.post(reverse("admin:orders_order_changelist"),
-                                 {"action": "refresh_from_platform", "_selected_action": [order.pk, lost.pk]},
+                                 {"action": "refresh_from_platform", "_selected_action": [moved.pk, lost.pk]},
                                  follow=True)
     assert resp.status_code == 200
     msgs = messages_of(resp)
-    assert any("P00002 同步失败" in m for m in msgs), msgs
+    assert any("P00004 同步失败" in m for m in msgs), msgs
     assert any("已同步 1 个订单" in m for m in msgs), msgs
+    moved.refresh_from_db()
+    lost.refresh_from_db()
+    assert (moved.status, moved.platform_status) == ("closed", "closed") and moved.closed_at is not None
+    event = OrderEvent.objects.filter(order=moved).latest("pk")
+    assert (event.from_status, event.to_status, event.actor, event.user.username) == (
+        "paid", "closed", "staff", "boss")
+    assert lost.status == "paid" and not OrderEvent.objects.filter(order=lost).exists()
 
 
 # --- performance -----------------------------------------------------------------------------------
@@ -334,7 +443,7 @@ def test_order_changelist_query_count_does_not_grow_with_rows(superuser_client, 
     few = queries()
     for n in range(6, 51):
         make_order(shop, product, buyer, n)
-    assert Order.objects.count() == 50
+    assert Order.objects.count() == 51  # and the queued one (P00099)
     many = queries()
     assert many <= few, (few, many)
 

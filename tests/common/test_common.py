@@ -36,9 +36,13 @@ def test_secrets_are_encrypted_at_rest_and_rotate_to_the_newest_key(settings):
     assert Shop.objects.get(pk=shop.pk).app_secret == "top-secret"
 
 
-def test_mask_keeps_only_the_ends():
-    assert fields.mask("13800138000") == "13*******00"
+def test_mask_keeps_a_phone_s_last_four_digits_and_nothing_of_anything_else():
+    assert fields.mask("13800138000") == "*******8000"
+    assert fields.mask("+86 138-0013-8000") == "*********8000"
+    for value in ("VIP-AAAA-1111", "张小明", "浙江省杭州市余杭区文一西路969号", "buyer@example.cn", "1234", "a"):
+        assert fields.mask(value) == fields.HIDDEN
     assert fields.mask("") == ""
+    assert fields.mask_secret("sk-live-abcdef") == str(fields.mask_secret("x")) != fields.mask_secret("")
 
 
 def test_shop_add_command_creates_then_updates_without_prompts():
@@ -73,15 +77,15 @@ def test_periodic_tasks_declared_in_code_are_installed_on_migrate():
     assert {"common.tasks.heartbeat", "orders.tasks.sweep_inbox"} <= names
 
 
-def test_healthz_reports_stale_worker_and_beat_as_unhealthy():
-    resp = Client().get("/healthz/")
+def test_healthz_reports_stale_worker_and_beat_as_unhealthy(admin_client):
+    resp = admin_client.get("/healthz/")
     assert resp.status_code == 503
     body = resp.json()
     assert body["checks"]["database"]["ok"] is True
     assert body["checks"]["worker"]["ok"] is False
 
 
-def test_healthz_is_green_after_a_heartbeat():
+def test_healthz_is_green_after_a_heartbeat(admin_client):
     from django.utils import timezone
     from django_celery_beat.models import PeriodicTask
 
@@ -89,7 +93,7 @@ def test_healthz_is_green_after_a_heartbeat():
 
     heartbeat()
     PeriodicTask.objects.filter(task="common.tasks.heartbeat").update(last_run_at=timezone.now())
-    resp = Client().get("/healthz/")
+    resp = admin_client.get("/healthz/")
     assert resp.json()["checks"]["worker"]["ok"] and resp.json()["checks"]["beat"]["ok"]
 
 
