@@ -212,13 +212,13 @@ def _pool_proof(step: Step, adapter, base: dict) -> Outcome | None:
 def via_contact(step: Step, adapter) -> Outcome:
     from notifications.services import notification_deliver_now
 
+    if step.contact is None:  # nothing was sent, and this attempt may not send
+        return Outcome("not_done", H.Channel.SMS, H.Carried.LINK, reason="未发送提货链接")
     kind, address = step.contact
     base = {"channel": H.Channel.SMS if kind == "sms" else H.Channel.EMAIL, "carried": H.Carried.LINK,
             "destination": address, "hint": "买家手机号（短信）" if kind == "sms" else "买家邮箱"}
     handover_id = step.pending_handover
     if handover_id is None:
-        if not step.may_call:
-            return Outcome("not_done", reason="未发送提货链接", **base)
         handover_id = begin_contact(step, base)
         if handover_id is None:
             return Outcome("not_done", reason="发货单已被其他进程接管", **base)

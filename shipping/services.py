@@ -4,11 +4,18 @@ Scheduling: `shipment_schedule` (the `on_ready_to_ship` hook) creates the order'
 random delay in the product's window ("look like a person", seed 004), takes the stock and reserves the
 card codes at once (so a sale is never promised twice), or puts it in the staff's queue.
 
-Exactly once: `shipment_dispatch` locks the row (`skip_locked`), checks state and due time, marks the
-attempt (`sending`, attempts + 1, a lease until `lease_until`) and commits; only then calls the platform; then
-records the result under lock. An attempt whose outcome is unknown (timeout, 5xx, lost answer, a worker
-killed while `sending`) sets `needs_reconcile`: the next attempt first asks the platform (`fetch_order`)
-and, if the order is shipped there, records it without a second ship call.
+Exactly once: `shipment_dispatch` locks the order, then the shipment (`skip_locked`), checks state and due
+time, marks the attempt (`sending`, attempts + 1, a lease until `lease_until`) and commits; only then calls
+the platform; then records the result under lock. A virtual shipment goes in steps, each recorded on the
+row as soon as it is done, so a retry resumes at the first unfinished one: (1) the content reaches the buyer
+(shipping.handover: platform message, 闲管家 card pool, or the link by SMS/e-mail — `content_handed_at`, a
+`Handover` row as proof; codes become `delivered`), (2) the platform order is marked shipped (`ship_virtual`,
+`status_sent_at`), unless the product is slow goods (then staff confirm it from the queue). An attempt whose
+outcome is unknown (timeout, 5xx, lost answer, a worker killed while `sending`) sets `needs_reconcile` for
+the step it was in: the next attempt first reconciles that step (shipping.handover says how for each way;
+the status step asks `fetch_order`) and never repeats a call that went through. Content that cannot reach
+the buyer is never `shipped`: the shipment fails into the manual queue with the reason and a rate-limited
+`shipment.undelivered` alert.
 
 Stock and card codes (one rule for every product):
 - A product with limited stock (`stock` >= 0) loses `quantity` units when an order is scheduled
