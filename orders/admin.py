@@ -273,14 +273,16 @@ class SandboxAdminMixin(FieldLabelsMixin):
         return sandbox_badge()
 
 
-class SandboxMessageInline(admin.TabularInline):
-    """What the sandbox buyer received, exactly as they would read it (read-only)."""
+class SandboxMessageInline(PIIMaskMixin, admin.TabularInline):
+    """What the sandbox buyer received, exactly as they would read it (read-only; codes masked without the
+    PII permission)."""
 
     model = SandboxMessage
     extra = 0
     can_delete = False
+    pii_fields = ("text",)
     fields = ("created_at", "text")
-    readonly_fields = fields
+    readonly_fields = ("created_at",)
     verbose_name_plural = _("What the buyer received")
 
     def has_add_permission(self, request, obj=None):

@@ -225,3 +225,20 @@ def test_sandbox_records_what_the_buyer_received_and_shows_it_in_the_admin(db):
     client.force_login(staff)
     page = client.get(f"/admin/orders/sandboxorder/{platform_side.pk}/change/").content.decode()
     assert "卡密：A&amp;B&lt;C&gt;&#x27;D" in page and "&amp;amp;" not in page
+
+
+def test_sandbox_buyer_messages_are_masked_without_the_pii_permission(db):
+    from django.contrib.auth.models import Permission
+
+    shop = shop_upsert(platform="sandbox", name="沙箱店", app_key="sbx-mask", app_secret="s")[0]
+    code_product(shop, item_id="sbx-2", codes=["SECRET-CODE-9999"], delivery_template="卡密：{{ code }}")
+    sandbox_order_simulate(shop=shop, item_id="sbx-2", order_no="SBX2")
+    platform_side = SandboxOrder.objects.get(order_no="SBX2")
+    assert list(platform_side.messages.values_list("text", flat=True)) == ["卡密：SECRET-CODE-9999"]
+    clerk = get_user_model().objects.create_user("clerk", password="pw", is_staff=True)
+    clerk.user_permissions.add(Permission.objects.get(codename="view_sandboxorder"))
+    client = Client()
+    client.force_login(clerk)
+    page = client.get(f"/admin/orders/sandboxorder/{platform_side.pk}/change/")
+    assert page.status_code == 200
+    assert "SECRET-CODE" not in page.content.decode()
