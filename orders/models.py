@@ -3,6 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
@@ -10,6 +11,20 @@ from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transi
 from accounts.models import BuyerIdentity, Shop
 from common.fields import EncryptedJSONField
 from common.models import InboxEvent
+
+
+def validate_delivery_template(value: str) -> None:
+    from .delivery_content import template_error
+
+    problem = template_error(value or "")
+    if problem:
+        raise ValidationError(problem)
+
+
+def validate_card_kind_id(value: str) -> None:
+    value = (value or "").strip()
+    if value and not (value.isascii() and value.isdigit()):
+        raise ValidationError(_("The 卡种 ID is a number (see 闲管家 › 卡密 › 卡种)."))
 
 
 class Product(models.Model):
@@ -45,7 +60,7 @@ class Product(models.Model):
         _("How the content reaches the buyer"), max_length=16, choices=DeliveryWay.choices,
         default=DeliveryWay.PLATFORM)
     card_kind_id = models.CharField(
-        _("闲管家 card kind (卡种) ID"), max_length=20, blank=True,
+        _("闲管家 card kind (卡种) ID"), max_length=20, blank=True, validators=[validate_card_kind_id],
         help_text=_("闲管家 only: the 卡种 this product's codes are uploaded to before 闲管家 sends them to the buyer. "
                     "Bind the item to this 卡种 in 闲管家 and let nothing else add codes to it."))
     staff_confirms_shipping = models.BooleanField(
@@ -53,7 +68,7 @@ class Product(models.Model):
         help_text=_("Deliver the content at once, but mark the order shipped on the platform only when staff "
                     "confirm it in the manual queue (top-ups, manual recharge)."))
     delivery_template = models.TextField(
-        _("发货模板"), blank=True,
+        _("发货模板"), blank=True, validators=[validate_delivery_template],
         help_text=_("Plain text in Django template syntax. Variables: code (the first code), codes (all codes, "
                     "one per line; {% for c in codes %} goes through them one by one), quantity, order_no, "
                     "item_title, delivery_url. Leave empty for the default text."))
@@ -85,26 +100,18 @@ class Product(models.Model):
         return self.stock == self.UNLIMITED
 
     def clean(self):
-        """Delivery rules that cannot work are refused when saved (admin form and `product_save`)."""
-        from django.core.exceptions import ValidationError
-
-        from .delivery_content import template_error
-
-        errors = {}
-        problem = template_error(self.delivery_template or "")
-        if problem:
-            errors["delivery_template"] = problem
-        kind_id = (self.card_kind_id or "").strip()
-        if kind_id and not (kind_id.isascii() and kind_id.isdigit()):
-            errors["card_kind_id"] = _("The 卡种 ID is a number (see 闲管家 › 卡密 › 卡种).")
+        """Delivery rules the platform cannot carry are refused when saved (admin form and `product_save`).
+        Reported as form-wide errors: a form that shows only some fields (the list's inline edit) must not
+        crash on an error keyed to a field it lacks."""
         xgj_pool = (self.shop_id is not None and self.shop.platform == "xianguanjia"
                     and self.kind == self.Kind.VIRTUAL and self.delivery_way == self.DeliveryWay.PLATFORM)
-        if xgj_pool and self.auto_ship and not kind_id:
-            errors["card_kind_id"] = _("闲管家 has no API to message the buyer: give the 卡种 ID its card pool "
-                                       "delivers from, or deliver to the buyer's contact instead.")
+        errors = []
+        if xgj_pool and self.auto_ship and not (self.card_kind_id or "").strip():
+            errors.append(_("闲管家 has no API to message the buyer: give the 卡种 ID its card pool delivers "
+                            "from, or deliver to the buyer's contact instead."))
         if xgj_pool and self.staff_confirms_shipping:
-            errors["staff_confirms_shipping"] = _("闲管家 sends card-pool codes and marks the order shipped in one "
-                                                  "call; for slow goods deliver to the buyer's contact instead.")
+            errors.append(_("闲管家 sends card-pool codes and marks the order shipped in one call; for slow goods "
+                            "deliver to the buyer's contact instead."))
         if errors:
             raise ValidationError(errors)
 

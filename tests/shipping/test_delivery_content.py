@@ -103,8 +103,8 @@ def test_codes_in_the_content_and_on_the_page_exactly_once_escaped(fake, shop, p
 
 
 @pytest.mark.parametrize(("rules", "field", "message"), [
-    ({"delivery_way": "platform"}, "card_kind_id", "闲管家 has no API to message the buyer"),
-    ({"card_kind_id": "84", "staff_confirms_shipping": True}, "staff_confirms_shipping", "in one call"),
+    ({"delivery_way": "platform"}, "__all__", "闲管家 has no API to message the buyer"),
+    ({"card_kind_id": "84", "staff_confirms_shipping": True}, "__all__", "in one call"),
     ({"card_kind_id": "eighty-four"}, "card_kind_id", "is a number"),
 ])
 def test_xianguanjia_delivery_rules_the_platform_cannot_carry_are_refused(shop, rules, field, message):
@@ -130,3 +130,16 @@ def test_the_shared_sandbox_takes_plain_values_only(xshop):
     with pytest.raises(TemplateProblem) as problem:
         check_template("{{ shop.app_secret }}", {"order": "1"})
     assert problem.value.kind == "unknown_variable"
+
+
+def test_switching_auto_ship_on_in_the_product_list_reports_the_rule_instead_of_crashing(shop):
+    product = Product.objects.create(shop=shop, item_id="x3", title="卡", auto_ship=False)
+    staff = get_user_model().objects.create_superuser("boss", "boss@example.com", "pw")
+    client = Client()
+    client.force_login(staff)
+    resp = client.post("/admin/orders/product/", {
+        "form-TOTAL_FORMS": "1", "form-INITIAL_FORMS": "1", "form-0-id": product.pk, "form-0-auto_ship": "on",
+        "form-0-is_active": "on", "_save": "Save"})
+    assert resp.status_code == 200
+    assert "闲管家 has no API to message the buyer" in resp.content.decode()
+    assert not Product.objects.get(pk=product.pk).auto_ship
