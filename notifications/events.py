@@ -6,7 +6,8 @@ lists every variable the callers pass. Callers: keep passing these keys; extra k
 
 Buyer events (audience "buyer") are addressed to one person: the caller passes `recipient=` (a phone number
 or an e-mail address) to `notify()`, which is stored encrypted; only SMS, e-mail and webhook channels may
-subscribe to them (a buyer's link must never land in a staff chat group).
+subscribe to them (a buyer's link must never land in a staff chat group). `shipment.delivered` carries the
+delivery-page link, never the codes: its context has no code variable.
 """
 
 from __future__ import annotations
@@ -40,6 +41,14 @@ EVENTS: dict[str, Event] = {e.key: e for e in [
     Event("shipment.failed", "自动发货失败", "订单 {{ order }} 自动发货失败",
           "订单 {{ order }} 自动发货失败（已尝试 {{ attempts }} 次）：{{ error }}",
           sample={**_SHOP, "order": "3001", "shipment_id": 1, "attempts": 3, "error": "平台返回 5xx"}),
+    Event("shipment.undelivered", "发货内容未送达买家", "订单 {{ order }} 的发货内容未送达买家",
+          "订单 {{ order }} 的发货内容未能交到买家手中，已转入人工发货队列，未标记发货。原因：{{ reason }}"
+          "{% if count > 1 %}（自上次提醒以来共 {{ count }} 单）{% endif %}",
+          sample={**_SHOP, "order": "3001", "shipment_id": 1, "reason": "买家没有可用的手机号或邮箱", "count": 1}),
+    Event("shipment.delivered", "发货提醒（买家）", "您的订单已发货",
+          "您好，您在闲鱼购买的「{{ item }}」已发货（订单号 {{ order }}）。请打开链接查看发货内容：{{ url }}",
+          audience=BUYER, sample={**_SHOP, "order": "3001", "item": "会员激活码", "quantity": 1,
+                                  "url": "https://example.com/delivery/abc/"}),
     Event("stock.low", "库存不足", "{{ title }} 库存不足",
           "商品 {{ title }}（{{ item_id }}）库存剩余 {{ remaining }}，低于预警值 {{ threshold }}。",
           sample={**_SHOP, "product_id": 1, "item_id": "item-1", "title": "激活码", "remaining": 3,

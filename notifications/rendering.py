@@ -1,14 +1,11 @@
-"""Rendering of event templates (Django template syntax, plain text: no HTML escaping)."""
+"""Rendering of event templates: plain text through the shared template sandbox (common.text_templates)."""
 
 from __future__ import annotations
 
-from django.template import Context, Engine, TemplateSyntaxError
+from common.text_templates import TemplateProblem as _Problem
+from common.text_templates import check_template, render_template
 
 from .events import get_event
-
-_engine = Engine(autoescape=False)
-_INVALID = "\x00INVALID\x00"
-_strict = Engine(autoescape=False, string_if_invalid=_INVALID)
 
 
 class TemplateProblem(Exception):
@@ -25,8 +22,7 @@ def render(event_key: str, context: dict) -> tuple[str, str]:
     event = get_event(event_key)
     override = Template.objects.filter(event=event_key).values_list("subject", "body").first()
     subject, body = override if override else (event.subject, event.body)
-    ctx = Context(context, autoescape=False)
-    return _engine.from_string(subject).render(ctx).strip(), _engine.from_string(body).render(ctx).strip()
+    return render_template(subject, context), render_template(body, context)
 
 
 def validate_template(event_key: str, subject: str, body: str) -> None:
@@ -34,13 +30,15 @@ def validate_template(event_key: str, subject: str, body: str) -> None:
     event = get_event(event_key)
     for field, source in (("subject", subject), ("body", body)):
         try:
-            out = _strict.from_string(source).render(Context(dict(event.sample), autoescape=False))
-        except TemplateSyntaxError as exc:
-            raise TemplateProblem(field, f"模板语法错误：{exc}") from exc
-        except Exception as exc:
-            raise TemplateProblem(field, f"模板无法渲染：{exc.__class__.__name__}: {exc}") from exc
-        if _INVALID in out:
-            names = "、".join(sorted(event.sample)) or "（无）"
-            raise TemplateProblem(field, f"模板引用了该事件不提供的变量。可用变量：{names}")
-        if field == "body" and not out.strip():
+            out = check_template(source, event.sample)
+        except _Problem as exc:
+            if exc.kind == "syntax":
+                raise TemplateProblem(field, f"模板语法错误：{exc.detail}") from exc
+            if exc.kind == "unknown_variable":
+                names = "、".join(sorted(event.sample)) or "（无）"
+                raise TemplateProblem(field, f"模板引用了该事件不提供的变量。可用变量：{names}") from exc
+            if exc.kind == "forbidden":
+                raise TemplateProblem(field, f"模板不允许使用标签：{exc.detail}") from exc
+            raise TemplateProblem(field, f"模板无法渲染：{exc.detail}") from exc
+        if field == "body" and not out:
             raise TemplateProblem(field, "正文渲染结果为空。")

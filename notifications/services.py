@@ -62,26 +62,39 @@ def jsonable(context: dict) -> dict:
         raise TypeError(f"notification context must be JSON-serialisable (pass ids and strings): {exc}") from exc
 
 
-def notify(event: str, *, shop=None, recipient: str = "", **context) -> Notification:
+def _subscribed_channels(event: str, shop, kinds=None) -> dict[int, Channel]:
+    subs = (Subscription.objects.filter(event=event, enabled=True, channel__enabled=True)
+            .filter(Q(shop__isnull=True) | Q(shop=shop) if shop is not None else Q(shop__isnull=True))
+            .select_related("channel"))
+    if kinds is not None:
+        subs = subs.filter(channel__kind__in=list(kinds))
+    channels: dict[int, Channel] = {}
+    for sub in subs:
+        ch = sub.channel
+        if ch.shop_id is not None and shop is not None and ch.shop_id != shop.pk:
+            continue  # a shop's channel never receives another shop's events
+        channels[ch.pk] = ch
+    return channels
+
+
+def subscribed_kinds(*, event: str, shop=None) -> set[str]:
+    """The channel kinds (sms, email, …) an event would be delivered through for this shop."""
+    return {ch.kind for ch in _subscribed_channels(event, shop).values()}
+
+
+def notify(event: str, *, shop=None, recipient: str = "", only_kinds=None, **context) -> Notification:
     """Record an event and queue one delivery per subscribed, enabled channel.
 
     Runs in the caller's transaction; deliveries start once it commits. Always writes the Notification, even
-    when nobody subscribes. `recipient` (phone or e-mail, buyer events) is stored encrypted. Unknown event →
+    when nobody subscribes. `recipient` (phone or e-mail, buyer events) is stored encrypted; `only_kinds`
+    limits the fan-out to those channel kinds (a phone number goes to SMS channels only). Unknown event →
     ValueError, nothing written."""
     get_event(event)
     data = jsonable({"shop": shop.name, **context} if shop is not None else context)
     now = timezone.now()
     with transaction.atomic():
         notification = Notification.objects.create(event=event, shop=shop, context=data, recipient=recipient or "")
-        subs = (Subscription.objects.filter(event=event, enabled=True, channel__enabled=True)
-                .filter(Q(shop__isnull=True) | Q(shop=shop) if shop is not None else Q(shop__isnull=True))
-                .select_related("channel"))
-        channels: dict[int, Channel] = {}
-        for sub in subs:
-            ch = sub.channel
-            if ch.shop_id is not None and shop is not None and ch.shop_id != shop.pk:
-                continue  # a shop's channel never receives another shop's events
-            channels[ch.pk] = ch
+        channels = _subscribed_channels(event, shop, only_kinds)
         Delivery.objects.bulk_create(
             [Delivery(notification=notification, channel=ch, due_at=now) for ch in channels.values()])
         for pk in notification.deliveries.values_list("pk", flat=True):
@@ -193,6 +206,19 @@ def _record(d: Delivery, status: str, error: str, **fields) -> str:
 def _finish(d: Delivery, status: str, error: str) -> None:
     d.status, d.last_error, d.due_at, d.lease_until = status, error[:4000], None, None
     d.save(update_fields=["status", "last_error", "due_at", "lease_until", "subject", "text", "updated_at"])
+
+
+def notification_deliver_now(*, notification_id: int) -> list[dict]:
+    """Send a notification's unfinished deliveries now, in this process (each through `delivery_send`: its
+    lock, budget and lease; one another worker holds is left to it), then report every delivery as
+    {"kind", "status", "external_id", "error"}. For callers that must know whether a message went out."""
+    rows = list(Delivery.objects.filter(notification_id=notification_id).values_list("pk", "status"))
+    for pk, status in rows:
+        if status in (S.PENDING, S.RETRY_WAIT):
+            delivery_send(delivery_id=pk)
+    return [{"kind": kind, "status": status, "external_id": external_id, "error": error}
+            for kind, status, external_id, error in Delivery.objects.filter(notification_id=notification_id)
+            .order_by("pk").values_list("channel__kind", "status", "external_id", "last_error")]
 
 
 # --- sweeper ------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from .models import (
     OrderStatus,
     Product,
     SandboxCall,
+    SandboxMessage,
     SandboxOrder,
     StockMovement,
 )
@@ -59,8 +60,9 @@ class ProductAdmin(admin.ModelAdmin):
     actions = ["adjust_stock"]
     fieldsets = (
         (None, {"fields": ("shop", "item_id", "title", "kind", "is_active")}),
-        (_("发货规则"), {"fields": ("auto_ship", ("ship_delay_min", "ship_delay_max"), "logistics_company",
-                                   "express_code", "delivery_template", "needs_kyc")}),
+        (_("发货规则"), {"fields": ("auto_ship", ("ship_delay_min", "ship_delay_max"), "delivery_way", "card_kind_id",
+                                   "staff_confirms_shipping", "delivery_template", "logistics_company",
+                                   "express_code", "needs_kyc")}),
         (_("库存"), {"fields": ("stock", "low_stock_threshold"),
                      "description": _("新建后库存只能通过列表页的“调整库存”操作修改，每次修改都有库存变动记录。")}),
         (_("记录"), {"fields": ("created_at", "updated_at")}),
@@ -274,6 +276,25 @@ class SandboxAdminMixin(FieldLabelsMixin):
         return sandbox_badge()
 
 
+class SandboxMessageInline(PIIMaskMixin, admin.TabularInline):
+    """What the sandbox buyer received, exactly as they would read it (read-only; codes masked without the
+    PII permission)."""
+
+    model = SandboxMessage
+    extra = 0
+    can_delete = False
+    pii_fields = ("text",)
+    fields = ("created_at", "text")
+    readonly_fields = ("created_at",)
+    verbose_name_plural = _("What the buyer received")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(SandboxOrder)
 class SandboxOrderAdmin(SandboxAdminMixin, admin.ModelAdmin):
     field_labels = {
@@ -289,6 +310,7 @@ class SandboxOrderAdmin(SandboxAdminMixin, admin.ModelAdmin):
     list_select_related = ("shop",)
     search_fields = ("=order_no",)
     show_full_result_count = False
+    inlines = (SandboxMessageInline,)
 
     def get_list_display_links(self, request, list_display):
         return [list_display[1]]  # the order number column (a per-request callable)

@@ -28,7 +28,7 @@ class ProductSerializer(serializers.ModelSerializer):
     class Meta:
         model = Product
         fields = ["id", "shop", "item_id", "title", "kind", "auto_ship", "ship_delay_min", "ship_delay_max",
-                  "needs_kyc", "stock", "low_stock_threshold", "is_active"]
+                  "delivery_way", "staff_confirms_shipping", "needs_kyc", "stock", "low_stock_threshold", "is_active"]
 
 
 class OrderViewSet(viewsets.ReadOnlyModelViewSet):

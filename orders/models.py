@@ -3,6 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -13,12 +14,39 @@ from common.fields import EncryptedJSONField
 from common.models import InboxEvent
 
 
+def validate_delivery_template(value: str) -> None:
+    from .delivery_content import template_error
+
+    problem = template_error(value or "")
+    if problem:
+        raise ValidationError(problem)
+
+
+def validate_card_kind_id(value: str) -> None:
+    value = (value or "").strip()
+    if value and not (value.isascii() and value.isdigit()):
+        raise ValidationError(_("The 卡种 ID is a number (see 闲管家 › 卡密 › 卡种)."))
+
+
 class Product(models.Model):
-    """Per-item delivery rules and stock (seed 004 product_configs)."""
+    """Per-item delivery rules and stock (seed 004 product_configs).
+
+    How a virtual item's content reaches the buyer (`delivery_way`, docs/platforms.md):
+    - `platform`: through the platform itself — the open platform's delivery message (TOP
+      `alibaba.idle.order.msg.send`), 闲管家's own 卡密 message fed from the product's 卡种 (`card_kind_id`),
+      the sandbox's recorded message;
+    - `contact`: our own delivery — the delivery-page link by SMS or e-mail to the buyer's contact
+      (`shipment.delivered`), then a status-only virtual ship on the platform.
+    `staff_confirms_shipping` ("slow goods": top-ups, manual recharge): the content is delivered at once, the
+    platform shipment waits for staff to confirm it in the manual queue."""
 
     class Kind(models.TextChoices):
         VIRTUAL = "virtual", _("虚拟商品")
         PHYSICAL = "physical", _("实物商品")
+
+    class DeliveryWay(models.TextChoices):
+        PLATFORM = "platform", _("Through the platform (open-platform delivery message / 闲管家 card pool)")
+        CONTACT = "contact", _("To the buyer's contact (delivery link by SMS or e-mail)")
 
     shop = models.ForeignKey(Shop, verbose_name=_("店铺"), on_delete=models.PROTECT, related_name="products")
     item_id = models.CharField(_("商品 ID"), max_length=64)
@@ -29,9 +57,22 @@ class Product(models.Model):
     ship_delay_max = models.PositiveIntegerField(_("最长发货延时（分钟）"), default=0)
     logistics_company = models.CharField(_("物流公司"), max_length=64, blank=True)
     express_code = models.CharField(_("物流公司编码"), max_length=32, blank=True)
+    delivery_way = models.CharField(
+        _("How the content reaches the buyer"), max_length=16, choices=DeliveryWay.choices,
+        default=DeliveryWay.PLATFORM)
+    card_kind_id = models.CharField(
+        _("闲管家 card kind (卡种) ID"), max_length=20, blank=True, validators=[validate_card_kind_id],
+        help_text=_("闲管家 only: the 卡种 this product's codes are uploaded to before 闲管家 sends them to the buyer. "
+                    "Bind the item to this 卡种 in 闲管家 and let nothing else add codes to it."))
+    staff_confirms_shipping = models.BooleanField(
+        _("Slow goods: staff confirm the platform shipment"), default=False,
+        help_text=_("Deliver the content at once, but mark the order shipped on the platform only when staff "
+                    "confirm it in the manual queue (top-ups, manual recharge)."))
     delivery_template = models.TextField(
-        _("发货模板"), blank=True,
-        help_text=_("Django 模板语法，可用变量：codes、order、product、delivery_url"))
+        _("发货模板"), blank=True, validators=[validate_delivery_template],
+        help_text=_("Plain text in Django template syntax. Variables: code (the first code), codes (all codes, "
+                    "one per line; {% for c in codes %} goes through them one by one), quantity, order_no, "
+                    "item_title, delivery_url. Leave empty for the default text."))
     needs_kyc = models.BooleanField(_("需要 KYC"), default=False)
     stock = models.IntegerField(_("库存"), default=-1, help_text=_("-1 表示不限"))
     low_stock_threshold = models.PositiveIntegerField(_("低库存提醒阈值"), default=0)
@@ -58,6 +99,22 @@ class Product(models.Model):
     @property
     def unlimited(self) -> bool:
         return self.stock == self.UNLIMITED
+
+    def clean(self):
+        """Delivery rules the platform cannot carry are refused when saved (admin form and `product_save`).
+        Reported as form-wide errors: a form that shows only some fields (the list's inline edit) must not
+        crash on an error keyed to a field it lacks."""
+        xgj_pool = (self.shop_id is not None and self.shop.platform == "xianguanjia"
+                    and self.kind == self.Kind.VIRTUAL and self.delivery_way == self.DeliveryWay.PLATFORM)
+        errors = []
+        if xgj_pool and self.auto_ship and not (self.card_kind_id or "").strip():
+            errors.append(_("闲管家 has no API to message the buyer: give the 卡种 ID its card pool delivers "
+                            "from, or deliver to the buyer's contact instead."))
+        if xgj_pool and self.staff_confirms_shipping:
+            errors.append(_("闲管家 sends card-pool codes and marks the order shipped in one call; for slow goods "
+                            "deliver to the buyer's contact instead."))
+        if errors:
+            raise ValidationError(errors)
 
 
 class StockMovement(models.Model):
@@ -320,6 +377,23 @@ class SandboxOrder(models.Model):
 
     def __str__(self):
         return f"[沙箱] {self.order_no}"
+
+
+class SandboxMessage(models.Model):
+    """What the sandbox buyer received: each delivery message exactly as the buyer would read it."""
+
+    order = models.ForeignKey(SandboxOrder, verbose_name=_("Sandbox order"), on_delete=models.CASCADE,
+                              related_name="messages")
+    text = models.TextField(_("Text the buyer received"))
+    created_at = models.DateTimeField(_("时间"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("Sandbox buyer message")
+        verbose_name_plural = _("Sandbox buyer messages")
+        ordering = ["created_at", "pk"]
+
+    def __str__(self):
+        return f"[沙箱] {self.order.order_no}: {self.text[:30]}"
 
 
 class SandboxCall(models.Model):

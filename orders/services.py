@@ -298,7 +298,15 @@ def summary_figures(since: datetime, until: datetime) -> dict:
             "异常订单": Order.objects.filter(has_anomaly=True, updated_at__gte=since).count()}
 
 
-# --- stock ------------------------------------------------------------------------------------------
+# --- products and stock ------------------------------------------------------------------------------
+
+
+def product_save(*, product: Product) -> Product:
+    """Validate (Product.clean: delivery template sandbox, delivery rules the platform can carry) and save.
+    Raises django.core.exceptions.ValidationError with the reasons."""
+    product.full_clean()
+    product.save()
+    return product
 
 
 def stock_adjust(*, product: Product, change: int, reason: str, order: Order | None = None, user=None,

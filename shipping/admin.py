@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from common.admin_mixins import PIIMaskMixin
 
 from .forms import BulkShipForm, CardCodeImportForm, ManualShipForm
-from .models import MANUAL_QUEUE, CardCode, DeliveryView, ManualShipment, Shipment, ShipmentStatus
+from .models import MANUAL_QUEUE, CardCode, DeliveryView, Handover, ManualShipment, Shipment, ShipmentStatus
 from .services import ShippingError, cardcode_import, cardcode_void, shipment_ship_manual, shipment_ship_now
 
 
@@ -31,6 +31,23 @@ class DeliveryViewInline(PIIMaskMixin, admin.TabularInline):
         return False
 
 
+class HandoverInline(PIIMaskMixin, admin.TabularInline):
+    """Proof of delivery: how and where the content went, and the answer (destination masked: no PII)."""
+
+    model = Handover
+    extra = 0
+    can_delete = False
+    pii_fields = ("answer",)
+    fields = ["created_at", "attempt", "channel", "carried", "destination_hint", "status", "answer", "finished_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 class BaseShipmentAdmin(PIIMaskMixin, admin.ModelAdmin):
     list_display = ["order_link", "item", "quantity", "status", "due_at", "attempts", "method", "shipped_at",
                     "reason"]
@@ -38,9 +55,10 @@ class BaseShipmentAdmin(PIIMaskMixin, admin.ModelAdmin):
     search_fields = ["order__platform_order_id", "order__item_title", "waybill_no"]
     list_select_related = ["order", "order__shop"]
     date_hierarchy = "due_at"
-    inlines = [DeliveryViewInline]
+    inlines = [HandoverInline, DeliveryViewInline]
     fields = ["order", "status", "due_at", "attempts", "needs_reconcile", "cancel_requested", "manual_reason",
-              "last_error", "logistics_company", "express_code", "waybill_no", "content", "delivery_url",
+              "last_error", "delivery_way", "pool_uploaded_at", "content_handed_at", "status_sent_at",
+              "logistics_company", "express_code", "waybill_no", "content", "delivery_url",
               "stock_taken", "method", "shipped_by", "sent_at", "shipped_at", "created_at", "updated_at"]
     readonly_fields = fields
     pii_fields = ("content", "delivery_url")

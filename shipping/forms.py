@@ -16,6 +16,11 @@ class ManualShipForm(forms.Form):
                                  help_text=_("实物商品必填，须为真实运单号"))
     content = forms.CharField(label=_("发货内容"), required=False, widget=forms.Textarea(attrs={"rows": 4}),
                               help_text=_("虚拟商品：留空则按商品发货模板生成"))
+    handed_over = forms.BooleanField(
+        label=_("I handed the content to the buyer myself"), required=False,
+        help_text=_("Virtual goods: tick when you gave the buyer the content yourself (e.g. in the Xianyu chat); "
+                    "only the platform shipment is then sent. Otherwise the content goes to the buyer the "
+                    "product's way first."))
 
 
 class BulkShipForm(forms.Form):

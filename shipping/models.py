@@ -11,6 +11,11 @@ nudges): it is due at `due_at`, a beat sweeper dispatches it, and `shipping.serv
     awaiting_staff ─► sending ─► shipped             (staff ship from the manual queue)
 
 The manual queue is `awaiting_staff` plus `failed`.
+
+A virtual shipment goes in steps, each recorded on the row when done so that a retry resumes at the right
+one (shipping.services): the content reaches the buyer (`content_handed_at`, proven by a `Handover` row: how,
+where, the platform's answer), then the platform order is marked shipped (`status_sent_at`; 闲管家's card pool
+does both in one call). A shipment whose content did not reach the buyer is never `shipped`.
 """
 
 from __future__ import annotations
@@ -52,6 +57,14 @@ class Shipment(ConcurrentTransitionMixin, models.Model):
         STAFF = "staff", _("人工发货")
         PLATFORM = "platform", _("平台已发货")
 
+    class Way(models.TextChoices):
+        """How this shipment's content goes to the buyer (chosen at its first attempt)."""
+
+        PLATFORM_MESSAGE = "platform_message", _("Platform delivery message")
+        CARD_POOL = "card_pool", _("闲管家 card pool")
+        CONTACT = "contact", _("Link to the buyer's phone or e-mail")
+        STAFF = "staff", _("Handed over by staff")
+
     # PROTECT: a shipment is a record (what was delivered, how); its order cannot be deleted from under it.
     order = models.OneToOneField(Order, verbose_name=_("订单"), on_delete=models.PROTECT, related_name="shipment")
     status = FSMField(_("状态"), max_length=20, choices=ShipmentStatus.choices, default=St.SCHEDULED,
@@ -69,6 +82,10 @@ class Shipment(ConcurrentTransitionMixin, models.Model):
     waybill_no = models.CharField(_("运单号"), max_length=64, blank=True)
     content = EncryptedTextField(_("发货内容"), blank=True, default="")
     token = models.CharField(_("提货链接令牌"), max_length=64, unique=True, default=new_token, editable=False)
+    delivery_way = models.CharField(_("Delivery way"), max_length=20, choices=Way.choices, blank=True)
+    pool_uploaded_at = models.DateTimeField(_("Codes added to the platform card pool"), null=True, blank=True)
+    content_handed_at = models.DateTimeField(_("Content reached the buyer"), null=True, blank=True)
+    status_sent_at = models.DateTimeField(_("Platform order marked shipped"), null=True, blank=True)
     stock_taken = models.PositiveIntegerField(
         _("已扣库存"), default=0, help_text=_("为本单扣减的库存数量，取消时原数退回"))
     method = models.CharField(_("发货方式"), max_length=16, choices=Method.choices, blank=True)
@@ -135,6 +152,53 @@ class Shipment(ConcurrentTransitionMixin, models.Model):
     @transition(field=status, source=St.CANCELLED, target=St.SCHEDULED)
     def reopen(self):
         """The order came back to ready_to_ship (a refund was withdrawn)."""
+
+
+class Handover(models.Model):
+    """Proof of delivery: one attempt to put a shipment's content in front of the buyer — how and where it
+    went, whether it got there, and the platform's or channel's answer (short, free of secrets). The full
+    destination (phone, e-mail) is encrypted; `destination_hint` is the masked form shown in lists."""
+
+    class Channel(models.TextChoices):
+        PLATFORM_MESSAGE = "platform_message", _("Platform delivery message")
+        CARD_POOL = "card_pool", _("Platform card pool (闲管家 卡密)")
+        SMS = "sms", _("SMS")
+        EMAIL = "email", _("E-mail")
+        SANDBOX = "sandbox", _("Sandbox (recorded)")
+        STAFF = "staff", _("Handed over by staff")
+
+    class Carried(models.TextChoices):
+        CONTENT = "content", _("The content itself")
+        LINK = "link", _("Link to the delivery page only")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        DELIVERED = "delivered", _("Delivered")
+        HELD = "held", _("Held by the platform")
+        FAILED = "failed", _("Failed")
+        UNKNOWN = "unknown", _("Outcome unknown")
+
+    shipment = models.ForeignKey(Shipment, verbose_name=_("发货单"), on_delete=models.CASCADE,
+                                 related_name="handovers")
+    attempt = models.PositiveSmallIntegerField(_("Attempt"), default=0)
+    channel = models.CharField(_("Channel"), max_length=20, choices=Channel.choices)
+    carried = models.CharField(_("Carried"), max_length=10, choices=Carried.choices)
+    status = models.CharField(_("状态"), max_length=10, choices=Status.choices, default=Status.PENDING)
+    destination = EncryptedTextField(_("Destination"), blank=True, default="")
+    destination_hint = models.CharField(_("Destination (masked)"), max_length=64, blank=True)
+    answer = models.CharField(_("Answer"), max_length=500, blank=True)
+    notification = models.ForeignKey("notifications.Notification", verbose_name=_("Notification"), null=True,
+                                     blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("Finished at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("Handover to the buyer")
+        verbose_name_plural = _("Handovers to the buyer")
+        ordering = ["shipment", "pk"]
+
+    def __str__(self):
+        return f"{self.shipment_id} {self.channel} {self.status}"
 
 
 class DeliveryView(models.Model):

@@ -4,11 +4,18 @@ Scheduling: `shipment_schedule` (the `on_ready_to_ship` hook) creates the order'
 random delay in the product's window ("look like a person", seed 004), takes the stock and reserves the
 card codes at once (so a sale is never promised twice), or puts it in the staff's queue.
 
-Exactly once: `shipment_dispatch` locks the row (`skip_locked`), checks state and due time, marks the
-attempt (`sending`, attempts + 1, a lease until `lease_until`) and commits; only then calls the platform; then
-records the result under lock. An attempt whose outcome is unknown (timeout, 5xx, lost answer, a worker
-killed while `sending`) sets `needs_reconcile`: the next attempt first asks the platform (`fetch_order`)
-and, if the order is shipped there, records it without a second ship call.
+Exactly once: `shipment_dispatch` locks the order, then the shipment (`skip_locked`), checks state and due
+time, marks the attempt (`sending`, attempts + 1, a lease until `lease_until`) and commits; only then calls
+the platform; then records the result under lock. A virtual shipment goes in steps, each recorded on the
+row as soon as it is done, so a retry resumes at the first unfinished one: (1) the content reaches the buyer
+(shipping.handover: platform message, 闲管家 card pool, or the link by SMS/e-mail — `content_handed_at`, a
+`Handover` row as proof; codes become `delivered`), (2) the platform order is marked shipped (`ship_virtual`,
+`status_sent_at`), unless the product is slow goods (then staff confirm it from the queue). An attempt whose
+outcome is unknown (timeout, 5xx, lost answer, a worker killed while `sending`) sets `needs_reconcile` for
+the step it was in: the next attempt first reconciles that step (shipping.handover says how for each way;
+the status step asks `fetch_order`) and never repeats a call that went through. Content that cannot reach
+the buyer is never `shipped`: the shipment fails into the manual queue with the reason and a rate-limited
+`shipment.undelivered` alert.
 
 Stock and card codes (one rule for every product):
 - A product with limited stock (`stock` >= 0) loses `quantity` units when an order is scheduled
@@ -31,18 +38,21 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.template import Context, Engine, TemplateSyntaxError
 from django.utils import timezone
 
 from common.due import DueWork
 from common.http import ConfigurationError, PlatformError
 from common.locks import lock_one, lock_rows
+from common.text_templates import TemplateProblem
 from orders.adapters import get_adapter
 from orders.adapters.base import ShipRequest
+from orders.delivery_content import describe as describe_template_problem
+from orders.delivery_content import mentions_codes, render_delivery
 from orders.models import Order, OrderEvent, OrderStatus, Product, StockMovement
 from orders.services import OrderError, OutOfStock, order_lock, order_mark_shipped, order_note, stock_adjust
 
-from .models import CANCELLABLE, MANUAL_QUEUE, CardCode, DeliveryView, Shipment, ShipmentStatus
+from . import handover
+from .models import CANCELLABLE, MANUAL_QUEUE, CardCode, DeliveryView, Handover, Shipment, ShipmentStatus
 
 log = logging.getLogger(__name__)
 St = ShipmentStatus
@@ -55,8 +65,9 @@ LEASE = timedelta(minutes=5)
 # Shipments as due work (common.due): waiting until `due_at`, leased while `sending`.
 SHIPMENT_WORK = DueWork(Shipment, waiting=(St.SCHEDULED, St.RETRY_WAIT), busy=St.SENDING, lease=LEASE)
 PLATFORM_SHIPPED = {OS.SHIPPED, OS.COMPLETED}
+# At most one "content did not reach the buyer" alert per shop in this interval (it counts the others).
+UNDELIVERED_ALERT_INTERVAL = timedelta(minutes=10)
 _rng = random.SystemRandom()
-_engine = Engine(autoescape=False)
 
 
 class ShippingError(Exception):
@@ -93,7 +104,7 @@ def code_hash(code: str) -> str:
 def uses_codes(product: Product | None) -> bool:
     if product is None or product.kind != Product.Kind.VIRTUAL:
         return False
-    return "codes" in (product.delivery_template or "") or product.card_codes.exists()
+    return mentions_codes(product.delivery_template) or product.card_codes.exists()
 
 
 def manual_reason(product: Product | None) -> str:
@@ -132,10 +143,17 @@ class _Short(Exception):
 
 
 def _reserve(shipment: Shipment, order: Order, product: Product, now: datetime) -> str:
-    """Take stock and reserve codes for the order, all or nothing. Returns '' or why it could not."""
-    qty = max(1, order.quantity)
+    """Take stock and reserve codes for the order, all or nothing (what it still holds from before counts).
+    Returns '' or why it could not."""
+    qty = max(1, order.quantity) - shipment.stock_taken
     need_codes = uses_codes(product)
-    if product.unlimited and not need_codes:
+    if need_codes:
+        kept = 0  # a reopened shipment whose content had left kept its codes (see _release)
+        if shipment.delivery_way:
+            kept = CardCode.objects.filter(
+                order=order, status__in=[CardCode.Status.RESERVED, CardCode.Status.DELIVERED]).count()
+        qty = max(1, order.quantity) - kept
+    if qty <= 0 or product.unlimited and not need_codes:
         return ""
     before = stock_level(product)
     try:
@@ -156,7 +174,7 @@ def _reserve(shipment: Shipment, order: Order, product: Product, now: datetime) 
                                            order=order, note=f"订单 {order.platform_order_id}")
                 except OutOfStock as exc:
                     raise _Short(str(exc)) from exc
-                shipment.stock_taken = qty
+                shipment.stock_taken += qty
     except _Short as exc:
         notify_event("stock.out", shop=product.shop, product_id=product.pk, item_id=product.item_id,
                      title=product.title, order=order.platform_order_id, quantity=qty, reason=str(exc))
@@ -167,8 +185,20 @@ def _reserve(shipment: Shipment, order: Order, product: Product, now: datetime) 
     return ""
 
 
+def content_may_have_left(shipment: Shipment) -> bool:
+    """Could the content already be with the buyer or the platform (handed over, sent with an unknown
+    outcome, uploaded to the platform's card pool, or an SMS being sent)? Then its codes never go back."""
+    if shipment.content_handed_at or shipment.pool_uploaded_at or (shipment.needs_reconcile and shipment.delivery_way):
+        return True
+    return shipment.pk is not None and Handover.objects.filter(shipment=shipment, status__in=[
+        Handover.Status.PENDING, Handover.Status.DELIVERED, Handover.Status.HELD, Handover.Status.UNKNOWN]).exists()
+
+
 def _release(shipment: Shipment, order: Order, *, note: str) -> tuple[int, int]:
-    """Give back what the order held: reserved codes to the pool, taken stock to the product."""
+    """Give back what the order held: reserved codes to the pool, taken stock to the product — unless the
+    content may already have reached the buyer or the platform (its codes then stay with this order)."""
+    if content_may_have_left(shipment):
+        return 0, 0
     released = (CardCode.objects.filter(order=order, status=CardCode.Status.RESERVED)
                 .update(status=CardCode.Status.AVAILABLE, order=None, reserved_at=None))
     stock = shipment.stock_taken
@@ -247,21 +277,26 @@ def shipment_cancel(order: Order, *, reason: str = "订单已关闭") -> Shipmen
 
 def _cancel(shipment: Shipment, order: Order, reason: str) -> None:
     shipment.cancel()
+    kept = content_may_have_left(shipment)
     released, stock = _release(shipment, order, note=f"订单 {order.platform_order_id} {reason}")
     shipment.last_error = reason
     shipment.cancel_requested = False
     shipment.save()
-    order_note(order=order, actor=Actor.SYSTEM, message=f"发货取消：{reason}；释放卡密 {released}，退回库存 {stock}",
-               data={"shipment": shipment.pk})
+    what = ("发货内容可能已送达买家或平台卡密库：卡密与库存不退回" if kept
+            else f"释放卡密 {released}，退回库存 {stock}")
+    order_note(order=order, actor=Actor.SYSTEM, message=f"发货取消：{reason}；{what}", data={"shipment": shipment.pk})
 
 
 def shipment_platform_shipped(order: Order) -> Shipment | None:
     """on_shipped: the order is shipped (by us, or on the platform by someone else). A shipment not in
-    flight is closed as shipped by the platform; its reserved codes count as delivered (never reused)."""
+    flight is closed as shipped by the platform; its reserved codes count as delivered (never reused). One
+    whose own handover has started and not finished is left to the dispatcher (or to staff)."""
     shipment = lock_one(Shipment.objects.all(), order=order)
     if shipment is None or shipment.status in (St.SHIPPED, St.SENDING, St.CANCELLED):
         return shipment
-    _finish(shipment, order, method=Shipment.Method.PLATFORM, user=None, now=timezone.now())
+    if shipment.delivery_way and shipment.content_handed_at is None:
+        return shipment  # our handover is under way or with staff: the platform's status delivers nothing
+    _finish(shipment, order, method=_platform_method(shipment), user=None, now=timezone.now())
     shipment.save()
     return shipment
 
@@ -329,20 +364,23 @@ def cardcode_void(*, codes, user=None) -> int:
 # --- delivery content --------------------------------------------------------------------------------
 
 
-def render_content(shipment: Shipment, order: Order) -> str:
-    """The product's delivery template rendered with codes, order, product, delivery_url (plain text)."""
+def _codes_of(order: Order) -> list[str]:
+    """The order's codes (reserved or delivered), in reservation order."""
+    return list(CardCode.objects.filter(order=order, status__in=[CardCode.Status.RESERVED, CardCode.Status.DELIVERED])
+                .order_by("pk").values_list("code", flat=True))
+
+
+def render_content(shipment: Shipment, order: Order, codes: list[str] | None = None) -> str:
+    """The product's delivery template (orders.delivery_content: plain values only) as plain text."""
     product = order.product
-    codes = [c.code for c in CardCode.objects.filter(order=order, status__in=[CardCode.Status.RESERVED,
-                                                                             CardCode.Status.DELIVERED])
-             .order_by("pk")]
-    text = (product.delivery_template if product else "") or ""
-    if not text.strip():
-        text = "{% for c in codes %}{{ c }}\n{% endfor %}" if codes else "您购买的「{{ product.title }}」已发货。"
     try:
-        return _engine.from_string(text).render(Context({
-            "codes": codes, "order": order, "product": product, "delivery_url": shipment.delivery_url})).strip()
-    except TemplateSyntaxError as exc:
-        raise ConfigurationError(f"发货模板有误：{exc}") from exc
+        return render_delivery(
+            product.delivery_template if product else "", codes=_codes_of(order) if codes is None else codes,
+            quantity=max(1, order.quantity), order_no=order.platform_order_id,
+            item_title=order.item_title or (product.title if product else "") or order.item_id,
+            delivery_url=shipment.delivery_url)
+    except TemplateProblem as exc:
+        raise ConfigurationError(f"发货模板有误：{describe_template_problem(exc)}") from exc
 
 
 def delivery_view_log(*, shipment: Shipment, ip: str | None, user_agent: str) -> DeliveryView:
@@ -350,6 +388,11 @@ def delivery_view_log(*, shipment: Shipment, ip: str | None, user_agent: str) ->
 
 
 # --- the exactly-once ship ---------------------------------------------------------------------------
+#
+# A virtual shipment's attempt runs the first unfinished step: the handover (shipping.handover: the content
+# reaches the buyer, recorded as `content_handed_at` with its Handover row), then the platform status
+# (`ship_virtual`, reconciled through `fetch_order`). `needs_reconcile` always belongs to the first unfinished
+# step, so a retry resumes where the last attempt stopped and asks before it calls again.
 
 
 @dataclass
@@ -360,7 +403,12 @@ class _Attempt:
     reconcile: bool
     may_call: bool
     staff: bool
-    request: ShipRequest | None
+    request: ShipRequest | None            # physical goods: the waybill shipment
+    order_no: str = ""
+    step: handover.Step | None = None      # virtual goods whose content has not reached the buyer yet
+    status_sent: bool = False              # the platform order is marked shipped already
+    staff_confirms: bool = False           # slow goods: stop once the content is with the buyer
+    virtual: bool = False
 
 
 def _lock(pk: int) -> Shipment:
@@ -369,6 +417,62 @@ def _lock(pk: int) -> Shipment:
 
 def _order_id_of(shipment_id: int) -> int | None:
     return Shipment.objects.filter(pk=shipment_id).values_list("order_id", flat=True).first()
+
+
+def _pending_contact(s: Shipment) -> tuple[int, str, str] | None:
+    """The contact handover still being sent (its notification exists): later attempts only read it."""
+    if s.delivery_way != Shipment.Way.CONTACT or s.content_handed_at is not None:
+        return None
+    return (Handover.objects.filter(shipment=s, status=Handover.Status.PENDING).order_by("-pk")
+            .values_list("pk", "channel", "destination").first())
+
+
+def _step(s: Shipment, order: Order, *, codes: list[str], may_call: bool, reconcile: bool,
+          pending: tuple[int, str, str] | None) -> handover.Step | None:
+    """What the handover step needs, or None when the content is with the buyer already (or nothing was ever
+    started and this attempt may not call). Raises ConfigurationError when it cannot work."""
+    if s.content_handed_at is not None or not s.delivery_way or s.delivery_way == Shipment.Way.STAFF:
+        return None
+    product = order.product
+    step = handover.Step(
+        shipment_id=s.pk, order_id=order.pk, sent_at=None, attempt=s.attempts, order_no=order.platform_order_id,
+        may_call=may_call, reconcile=reconcile, way=s.delivery_way, content=s.content, codes=codes,
+        kind_id=(product.card_kind_id or "").strip() if product else "", pool_uploaded=s.pool_uploaded_at is not None)
+    if s.delivery_way == Shipment.Way.CARD_POOL and not codes:
+        raise ConfigurationError("闲管家卡密发货需要卡密：请为商品导入卡密")
+    if s.delivery_way == Shipment.Way.CONTACT:
+        if pending is not None:
+            step.pending_handover = pending[0]
+            step.contact = ("sms" if pending[1] == Handover.Channel.SMS else "email", pending[2])
+        elif may_call:
+            step.contact = handover.buyer_contact(order, order.shop)
+        step.notify_context = {"order": order.platform_order_id, "shipment_id": s.pk, "quantity": order.quantity,
+                               "item": order.item_title or (product.title if product else "") or order.item_id,
+                               "url": s.delivery_url}
+    return step
+
+
+def _prepare(s: Shipment, order: Order, *, may_call: bool, staff: bool,
+             pending: tuple[int, str, str] | None) -> _Attempt:
+    """Plan an attempt under the lock (content rendered and way chosen once, then kept on the row)."""
+    product = order.product
+    a = _Attempt(s.pk, order.pk, s.sent_at, s.needs_reconcile, may_call, staff, None,
+                 order_no=order.platform_order_id, status_sent=s.status_sent_at is not None
+                 or order.status in PLATFORM_SHIPPED)
+    if product is None or product.kind == Product.Kind.PHYSICAL or not product.auto_ship and not staff:
+        if may_call:
+            raise ConfigurationError(manual_reason(product) or "实物商品需填写真实运单号")
+        return a
+    a.virtual = True
+    a.staff_confirms = product.staff_confirms_shipping and not staff
+    if s.content_handed_at is None and (may_call or s.delivery_way):
+        codes = _codes_of(order)
+        if not s.content:
+            s.content = render_content(s, order, codes)
+        if not s.delivery_way and may_call:
+            s.delivery_way = handover.plan_way(product, get_adapter(order.shop))
+        a.step = _step(s, order, codes=codes, may_call=may_call, reconcile=s.needs_reconcile, pending=pending)
+    return a
 
 
 def shipment_dispatch(*, shipment_id: int, now: datetime | None = None) -> str:
@@ -397,77 +501,88 @@ def shipment_dispatch(*, shipment_id: int, now: datetime | None = None) -> str:
         s.order = order
         if claim.reclaimed:
             s.needs_reconcile = True  # the worker that sent it died: its call may have gone through
-        if order.status in PLATFORM_SHIPPED:
-            _finish(s, order, method=Shipment.Method.PLATFORM, user=None, now=now)
+        handing_over = bool(s.delivery_way) and s.content_handed_at is None
+        if order.status in PLATFORM_SHIPPED and not handing_over:
+            _finish(s, order, method=_platform_method(s), user=None, now=now)
             s.save()
             return s.status
         staff_owned = s.method == Shipment.Method.STAFF and s.status == St.SENDING
-        may_call = (order.status == OS.READY_TO_SHIP and not s.cancel_requested and not staff_owned
-                    and s.attempts < settings.SHIP_MAX_ATTEMPTS)
+        order_ok = order.status == OS.READY_TO_SHIP or (order.status in PLATFORM_SHIPPED and handing_over)
+        pending = _pending_contact(s)
+        may_call = (order_ok and not s.cancel_requested and not staff_owned
+                    and (pending is not None or s.attempts < settings.SHIP_MAX_ATTEMPTS))
         if not may_call and not s.needs_reconcile:
-            if order.status != OS.READY_TO_SHIP or s.cancel_requested:
+            if not order_ok or s.cancel_requested:
                 _cancel(s, order, f"订单状态 {order.get_status_display()}，不再发货")
+            elif handing_over:
+                _undeliverable(s, order, "已达最大尝试次数")
+                s.save()
             else:
                 _give_up(s, "已达最大尝试次数")
                 s.save()
             return s.status
-        request = None
-        if may_call:
-            try:
-                request = _auto_request(s, order)
-            except ConfigurationError as exc:
-                s.last_error = str(exc)
+        try:
+            a = _prepare(s, order, may_call=may_call, staff=staff_owned, pending=pending)
+        except ConfigurationError as exc:
+            s.last_error = str(exc)
+            if s.content_handed_at is None and order.product is not None and order.product.auto_ship \
+                    and order.product.kind == Product.Kind.VIRTUAL:
+                _undeliverable(s, order, str(exc))
+            else:
                 _give_up(s, str(exc))
-                s.save()
-                return s.status
+            s.save()
+            return s.status
+        if may_call and pending is None:  # reading how a sent notification ended is not another attempt
             s.attempts += 1
             s.method = Shipment.Method.AUTO
         s.start_sending()
         s.sent_at, s.lease_until = now, now + LEASE
         s.save()
-        attempt = _Attempt(s.pk, order.pk, now, s.needs_reconcile, may_call, staff_owned, request)
-    return _perform(attempt, order.shop)
+        a.sent_at = now
+        if a.step is not None:
+            a.step.sent_at, a.step.attempt = now, s.attempts
+    return _perform(a, order.shop)
 
 
-def _auto_request(s: Shipment, order: Order) -> ShipRequest:
-    product = order.product
-    if manual_reason(product):
-        raise ConfigurationError(manual_reason(product))
-    if not s.content:
-        s.content = render_content(s, order)
-    return ShipRequest(platform_order_id=order.platform_order_id, waybill_no=s.waybill_no,
-                       express_code=s.express_code, express_name=s.logistics_company,
-                       content=f"发货内容请查看：{s.delivery_url}")
+def _platform_method(s: Shipment) -> str:
+    return Shipment.Method.AUTO if s.status_sent_at else Shipment.Method.PLATFORM
 
 
 def _perform(a: _Attempt, shop) -> str:
-    """Outside any transaction: reconcile if needed, call the platform, record the result."""
+    """Outside any transaction: reconcile if needed, run the unfinished steps, record each result."""
     adapter = get_adapter(shop)
-    if a.reconcile:
+    reconcile = a.reconcile
+    if a.may_call and not reconcile and Shipment.objects.filter(pk=a.shipment_id, cancel_requested=True).exists():
+        return _record_not_shipped(a, "订单已关闭，未交付")  # closed since the mark: nothing was sent
+    if a.step is not None:
+        result = _record_handover(a, handover.run(a.step, adapter))
+        if result is not None:
+            return result
+        reconcile = False  # the status step starts fresh
+    if a.virtual and a.staff_confirms and not a.status_sent:
+        return _record_awaiting_confirmation(a)
+    if a.status_sent:
+        return _record_shipped(a, note="发货内容已送达，平台订单已是已发货")
+    if reconcile:
         try:
-            snap = adapter.fetch_order(_order_no(a))
+            snap = adapter.fetch_order(a.order_no)
         except PlatformError as exc:
             return _record_failure(a, exc, during="reconcile")
         if snap.target_status in PLATFORM_SHIPPED:
             return _record_shipped(a, note="核对平台：已发货，未重复调用")
         if not a.may_call:
             return _record_not_shipped(a, f"核对平台：未发货（平台状态 {snap.raw_status}）")
+    if not a.may_call:
+        return _record_not_shipped(a, "发货内容已送达买家，平台发货状态未更新")
     try:
-        result = adapter.ship(a.request)
+        result = adapter.ship(a.request) if a.request is not None else adapter.ship_virtual(a.order_no)
     except PlatformError as exc:
-        if exc.outcome_unknown:
+        if not isinstance(exc, ConfigurationError) and (exc.outcome_unknown or not exc.retryable):
+            # Unknown: it may have gone through. Refused: perhaps it is shipped already. Ask the platform.
             try:
-                snap = adapter.fetch_order(_order_no(a))
+                snap = adapter.fetch_order(a.order_no)
                 if snap.target_status in PLATFORM_SHIPPED:
-                    return _record_shipped(a, note=f"发货结果未知（{exc}），核对平台：已发货")
-            except PlatformError:
-                pass
-        elif not exc.retryable and not isinstance(exc, ConfigurationError):
-            # Refused by the platform (e.g. status does not allow it): perhaps it is shipped already.
-            try:
-                snap = adapter.fetch_order(_order_no(a))
-                if snap.target_status in PLATFORM_SHIPPED:
-                    return _record_shipped(a, note=f"平台拒绝（{exc}），核对平台：已发货")
+                    return _record_shipped(a, note=f"发货结果未知或被拒（{exc}），核对平台：已发货")
             except PlatformError:
                 pass
         return _record_failure(a, exc, during="ship")
@@ -476,11 +591,6 @@ def _perform(a: _Attempt, shop) -> str:
         return _record_failure(a, PlatformError(f"{exc.__class__.__name__}: {exc}", retryable=True,
                                                 outcome_unknown=True), during="ship")
     return _record_shipped(a, note=result.message or "平台已受理")
-
-
-def _order_no(a: _Attempt) -> str:
-    return a.request.platform_order_id if a.request else Order.objects.values_list(
-        "platform_order_id", flat=True).get(pk=a.order_id)
 
 
 def _clock(a: _Attempt) -> datetime:
@@ -492,6 +602,79 @@ def _still_ours(s: Shipment, a: _Attempt) -> bool:
     return s.status == St.SENDING and s.sent_at == a.sent_at
 
 
+HANDOVER_STATUS = {"delivered": Handover.Status.DELIVERED, "pending": Handover.Status.PENDING,
+                   "held": Handover.Status.HELD, "failed": Handover.Status.FAILED, "unknown": Handover.Status.UNKNOWN}
+
+
+def _record_handover(a: _Attempt, o: handover.Outcome) -> str | None:
+    """Record a handover step (its Handover row, the step on the shipment). None: go on to the status step;
+    else the shipment's new status (waiting, in the manual queue, cancelled)."""
+    now = _clock(a)
+    with transaction.atomic():
+        order = order_lock(a.order_id)
+        s = _lock(a.shipment_id)
+        if not _still_ours(s, a):
+            return s.status  # another worker took the row over after our lease ran out; it reconciles
+        if o.status == "not_done":
+            return _not_shipped(a, s, order, o.reason)
+        if o.handover_id is not None:
+            h = Handover.objects.get(pk=o.handover_id)
+        else:
+            h = Handover(shipment=s, attempt=a.step.attempt, channel=o.channel, carried=o.carried,
+                         destination=o.destination, destination_hint=o.hint[:64])
+        h.status = HANDOVER_STATUS.get(o.status) or (Handover.Status.UNKNOWN if o.unknown else Handover.Status.FAILED)
+        h.answer = (o.answer or o.reason)[:500]
+        h.finished_at = None if h.status == Handover.Status.PENDING else now
+        h.save()
+        if o.status_sent and s.status_sent_at is None:
+            s.status_sent_at = now
+            a.status_sent = True
+        if o.status == "delivered":
+            s.content_handed_at = now
+            s.needs_reconcile = False
+            s.last_error = ""
+            CardCode.objects.filter(order=order, status=CardCode.Status.RESERVED).update(
+                status=CardCode.Status.DELIVERED, delivered_at=now)
+            if o.delivered_codes and sorted(o.delivered_codes) != sorted(a.step.codes):
+                order_note(order=order, actor=Actor.SYSTEM, data={"shipment": s.pk},
+                           message=f"闲管家发给买家的卡密（{len(o.delivered_codes)} 张）与本单预留的不一致："
+                                   f"卡种 {a.step.kind_id} 里有其他来源的卡密")
+            if s.cancel_requested or order.status not in (OS.READY_TO_SHIP, *PLATFORM_SHIPPED):
+                _cancel(s, order, "订单已关闭，但发货内容已送达买家")
+                return s.status
+            s.save()
+            return None
+        s.needs_reconcile = o.unknown or o.status in ("pending", "held")
+        s.last_error = o.reason[:4000]
+        if a.staff:
+            _to_staff(s, f"人工发货：{o.reason}", notify=False)
+        elif s.cancel_requested:
+            _cancel(s, order, f"订单已关闭；{o.reason}")
+            return s.status
+        elif o.status in ("failed", "unknown"):
+            _undeliverable(s, order, o.reason)
+        elif o.status != "pending" and s.attempts >= settings.SHIP_MAX_ATTEMPTS:
+            _undeliverable(s, order, f"已尝试 {s.attempts} 次：{o.reason}")
+        else:
+            s.wait_retry()
+            s.due_at = now + timedelta(seconds=settings.SHIP_RETRY_DELAY_SECONDS)
+        s.save()
+        return s.status
+
+
+def _record_awaiting_confirmation(a: _Attempt) -> str:
+    """Slow goods: the content is with the buyer; the platform shipment waits for staff in the manual queue."""
+    with transaction.atomic():
+        order_lock(a.order_id)
+        s = _lock(a.shipment_id)
+        if not _still_ours(s, a):
+            return s.status
+        s.needs_reconcile = False
+        _to_staff(s, "发货内容已送达买家，等待员工确认平台发货")
+        s.save()
+        return s.status
+
+
 def _record_shipped(a: _Attempt, *, note: str) -> str:
     with transaction.atomic():
         order = order_lock(a.order_id)  # order before shipment, the same order as the hooks lock in
@@ -499,6 +682,8 @@ def _record_shipped(a: _Attempt, *, note: str) -> str:
         if s.status == St.SHIPPED:
             return s.status
         method = Shipment.Method.STAFF if a.staff else Shipment.Method.AUTO
+        if a.virtual and s.status_sent_at is None:
+            s.status_sent_at = _clock(a)
         _finish(s, order, method=method, user=s.shipped_by if a.staff else None, now=_clock(a), note=note)
         s.save()
         return s.status
@@ -513,7 +698,8 @@ def _finish(s: Shipment, order: Order, *, method: str, user, now: datetime, note
     s.last_error = ""
     CardCode.objects.filter(order=order, status=CardCode.Status.RESERVED).update(
         status=CardCode.Status.DELIVERED, delivered_at=now)
-    data = {"shipment": s.pk, "method": method, "waybill_no": s.waybill_no, "express": s.logistics_company}
+    data = {"shipment": s.pk, "method": method, "waybill_no": s.waybill_no, "express": s.logistics_company,
+            "delivery_way": s.delivery_way}
     actor = {Shipment.Method.STAFF: Actor.STAFF, Shipment.Method.PLATFORM: Actor.PLATFORM}.get(method, Actor.SYSTEM)
     if order.status in PLATFORM_SHIPPED:
         return
@@ -532,17 +718,23 @@ def _record_not_shipped(a: _Attempt, why: str) -> str:
         s = _lock(a.shipment_id)
         if not _still_ours(s, a):
             return s.status
-        s.needs_reconcile = False
-        if s.cancel_requested or order.status != OS.READY_TO_SHIP:
-            _cancel(s, order, f"订单状态 {order.get_status_display()}，{why}")
-        elif a.staff:
-            s.last_error = why
-            _to_staff(s, f"人工发货中断：{why}", notify=False)
-            s.save()
-        else:
-            _give_up(s, why)
-            s.save()
+        return _not_shipped(a, s, order, why)
+
+
+def _not_shipped(a: _Attempt, s: Shipment, order: Order, why: str) -> str:
+    s.needs_reconcile = False
+    if s.cancel_requested or order.status not in (OS.READY_TO_SHIP, *PLATFORM_SHIPPED):
+        _cancel(s, order, f"订单状态 {order.get_status_display()}，{why}")
         return s.status
+    if a.staff:
+        s.last_error = why
+        _to_staff(s, f"人工发货中断：{why}", notify=False)
+    elif a.virtual and s.content_handed_at is None:
+        _undeliverable(s, order, why)
+    else:
+        _give_up(s, why)
+    s.save()
+    return s.status
 
 
 def _record_failure(a: _Attempt, exc: PlatformError, *, during: str) -> str:
@@ -584,15 +776,37 @@ def _failed_notice(s: Shipment, order: Order) -> None:
                data={"shipment": s.pk, "attempts": s.attempts})
 
 
+def _undeliverable(s: Shipment, order: Order, why: str) -> None:
+    """The content did not reach the buyer: never shipped; failed, in the manual queue with the reason, and
+    staff told (`shipment.undelivered`, at most one alert per shop per UNDELIVERED_ALERT_INTERVAL, carrying
+    how many shipments it covers)."""
+    from notifications.services import alert_gate
+
+    s.fail()
+    s.last_error = s.last_error or why
+    s.manual_reason = f"发货内容未送达买家：{why}"[:255]
+    count = alert_gate(key=f"shipment.undelivered:{order.shop_id}", interval=UNDELIVERED_ALERT_INTERVAL)
+    if count is not None:
+        notify_event("shipment.undelivered", shop=order.shop, order=order.platform_order_id, shipment_id=s.pk,
+                     reason=why[:300], count=count)
+    order_note(order=order, actor=Actor.SYSTEM, message=f"发货内容未送达买家：{why}"[:500],
+               data={"shipment": s.pk, "attempts": s.attempts, "delivery_way": s.delivery_way})
+
+
 # --- staff --------------------------------------------------------------------------------------------
 
 
 def shipment_ship_manual(*, shipment: Shipment, user, logistics_company: str = "", express_code: str = "",
-                         waybill_no: str = "", content: str = "", now: datetime | None = None) -> Shipment:
+                         waybill_no: str = "", content: str = "", handed_over: bool = False,
+                         now: datetime | None = None) -> Shipment:
     """Staff ship one order from the queue through the platform (same lock → mark → call → record path).
-    Physical goods need a real waybill; virtual goods take the given content or the rendered template.
-    Raises ShippingError when the state or the input does not allow it; platform errors leave the
-    shipment in the queue with the error (and the result is returned)."""
+
+    Physical goods need a real waybill. Virtual goods: the content (given here, or the rendered template)
+    goes to the buyer the product's way unless staff say they handed it over themselves (`handed_over`,
+    recorded as a staff Handover); then the platform order is marked shipped (status only). Slow goods
+    whose content was delivered only get the platform shipment. Raises ShippingError when the state or the
+    input does not allow it; platform errors leave the shipment in the queue with the error (and the result
+    is returned)."""
     now = _now(now)
     with transaction.atomic():
         order = order_lock(shipment.order_id)
@@ -614,31 +828,63 @@ def shipment_ship_manual(*, shipment: Shipment, user, logistics_company: str = "
         s.logistics_company = logistics_company.strip() or s.logistics_company
         s.express_code = express_code.strip() or s.express_code
         s.waybill_no = waybill_no or s.waybill_no
-        if content:
-            s.content = content
-        elif not physical and not s.content:
+        s.shipped_by = user
+        request = None
+        if physical:
+            request = ShipRequest(platform_order_id=order.platform_order_id, waybill_no=s.waybill_no,
+                                  express_code=s.express_code, express_name=s.logistics_company)
+        else:
+            if content and s.content_handed_at is not None:
+                raise ShippingError(f"订单 {order.platform_order_id}：发货内容已送达买家，不能再修改")
             try:
-                s.content = render_content(s, order)
+                if content:
+                    s.content = content
+                elif not s.content:
+                    s.content = render_content(s, order)
             except ConfigurationError as exc:
                 raise ShippingError(str(exc)) from exc
-        request = ShipRequest(platform_order_id=order.platform_order_id, waybill_no=s.waybill_no,
-                              express_code=s.express_code, express_name=s.logistics_company,
-                              content=f"发货内容请查看：{s.delivery_url}" if s.content else "")
-        if order.status in PLATFORM_SHIPPED:
-            s.shipped_by = user
+            if s.content_handed_at is None and handed_over:
+                _staff_handover(s, order, user, now)
+        platform_shipped = order.status in PLATFORM_SHIPPED
+        if platform_shipped and (physical or s.content_handed_at is not None):
             _finish(s, order, method=Shipment.Method.PLATFORM, user=user, now=now)
             s.save()
             return s
         reconcile = s.needs_reconcile or s.attempts > 0
+        step = None
+        if not physical and s.content_handed_at is None:
+            try:
+                if s.delivery_way in ("", Shipment.Way.STAFF):
+                    s.delivery_way = handover.plan_way(product, get_adapter(order.shop))
+                step = _step(s, order, codes=_codes_of(order), may_call=True, reconcile=reconcile,
+                             pending=_pending_contact(s))
+            except ConfigurationError as exc:
+                raise ShippingError(f"订单 {order.platform_order_id}：无法自动交付发货内容（{exc}）。"
+                                    "如已自行把内容交给买家，请勾选“已自行交付”后再发货") from exc
         s.start_sending()
         s.method = Shipment.Method.STAFF
-        s.shipped_by = user
         s.attempts += 1
         s.sent_at, s.lease_until = now, now + LEASE
         s.save()
-        attempt = _Attempt(s.pk, order.pk, now, reconcile, True, True, request)
+        if step is not None:
+            step.sent_at, step.attempt = now, s.attempts
+        attempt = _Attempt(s.pk, order.pk, now, reconcile, True, True, request, order_no=order.platform_order_id,
+                           step=step, status_sent=platform_shipped or s.status_sent_at is not None,
+                           virtual=not physical)
     _perform(attempt, order.shop)
     return Shipment.objects.select_related("order").get(pk=s.pk)
+
+
+def _staff_handover(s: Shipment, order: Order, user, now: datetime) -> None:
+    """Staff say they handed the content to the buyer themselves (e.g. in the Xianyu chat): recorded as such."""
+    Handover.objects.create(shipment=s, attempt=s.attempts + 1, channel=Handover.Channel.STAFF,
+                            carried=Handover.Carried.CONTENT, status=Handover.Status.DELIVERED,
+                            destination_hint="员工确认已交付", answer=f"员工 {user} 确认已把发货内容交给买家"[:500],
+                            finished_at=now)
+    s.content_handed_at = now
+    s.delivery_way = s.delivery_way or Shipment.Way.STAFF
+    CardCode.objects.filter(order=order, status=CardCode.Status.RESERVED).update(
+        status=CardCode.Status.DELIVERED, delivered_at=now)
 
 
 # --- the sweeper -------------------------------------------------------------------------------------

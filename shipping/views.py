@@ -20,7 +20,10 @@ def delivery(request, token: str):
     if shipment is None:
         raise Http404
     delivery_view_log(shipment=shipment, ip=client_ip(request), user_agent=request.META.get("HTTP_USER_AGENT", ""))
-    visible = shipment.status in (ShipmentStatus.SENDING, ShipmentStatus.SHIPPED) and bool(shipment.content)
+    # The content shows once it has been (or is being) handed over — the link may be what was handed over —
+    # and never for a cancelled order. Stored as plain text; the template escapes it once.
+    visible = bool(shipment.content) and shipment.status != ShipmentStatus.CANCELLED and (
+        shipment.status in (ShipmentStatus.SENDING, ShipmentStatus.SHIPPED) or bool(shipment.delivery_way))
     response = render(request, "shipping/delivery.html", {
         "shipment": shipment, "order": shipment.order, "content": shipment.content if visible else "",
         "cancelled": shipment.status == ShipmentStatus.CANCELLED,

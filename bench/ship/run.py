@@ -81,10 +81,11 @@ def main() -> int:
                        app_secret="bench-secret")[0]
     product = Product.objects.create(
         shop=shop, item_id="bench-item", title="压测激活码", kind=Product.Kind.VIRTUAL, auto_ship=True,
-        ship_delay_min=0, ship_delay_max=0, express_code="other", logistics_company="虚拟发货",
-        delivery_template="激活码：{% for c in codes %}{{ c }}{% endfor %}")
+        ship_delay_min=0, ship_delay_max=0, card_kind_id="9001",  # 闲管家 card pool: upload, send, proof
+        delivery_template="激活码：{{ codes }}")
+    fake.add_kind(9001, item_id="bench-item")
     cardcode_import(product=product, lines=[f"BENCH-{i:06d}" for i in range(n + 100)])
-    numbers = [f"B{run}{i:06d}" for i in range(n)]
+    numbers = [f"{run}{i:06d}" for i in range(n)]  # 闲管家 order numbers are 19+ digits (kam/list checks)
     for no in numbers:
         fake.add_order(no, status=12, item_id="bench-item")
 

@@ -26,8 +26,14 @@ Errors: `error_response` raises PlatformError with its code; codes and sub_codes
 session or timestamp (11, 24-31, 53, isv.invalid-*, *signature*, *session*) raise ConfigurationError;
 7 (call limit) and isp.* (platform-side) are retryable.
 
-Virtual goods have no tracking number: `ship_mail_no` is the waybill staff entered or else the order id,
-with `logistics_company` "虚拟发货" unless the product names one."""
+Delivery (docs/platforms.md §open platform; parameters confirmed in the TOP API metadata):
+- `message_buyer`: `alibaba.idle.order.msg.send` {order_id, text} → {send_success} — the virtual-delivery
+  message that puts text in front of the buyer (card/coupon goods); `send_success` false is a refusal. No
+  API reads sent messages back, so a send whose outcome is unknown can only be repeated (same text, same
+  order). Called with the seller's session (which token it needs is not documented).
+- `ship_virtual`: `alibaba.idle.order.dummy.send` {param_order_dummy_send_request: {biz_order_id}} →
+  result{success, data, err_code, err_msg}: status only, no content.
+- `ship`: `alibaba.idle.isv.order.ship` for physical goods, with a real waybill (refused without one)."""
 
 from __future__ import annotations
 
@@ -156,9 +162,23 @@ class TopClient(SignedClient):
         return answer
 
 
+def _body(answer: dict[str, Any], wrapper: str) -> dict[str, Any]:
+    """The answer's payload: with simplify=true it is the answer itself; without, under `<method>_response`."""
+    inner = answer.get(wrapper)
+    return inner if isinstance(inner, dict) else answer
+
+
+def _result(answer: dict[str, Any], wrapper: str) -> dict[str, Any]:
+    """The `result` object of an answer (TOP's BaseResult), or the payload itself when it has none."""
+    body = _body(answer, wrapper)
+    return body["result"] if isinstance(body.get("result"), dict) else body
+
+
 class GoofishAdapter(Adapter):
     platform = "goofish"
     list_cap = None
+    can_message_buyer = True
+    can_ship_virtual = True
 
     @property
     def client(self) -> TopClient:
@@ -217,15 +237,38 @@ class GoofishAdapter(Adapter):
         return self.snapshot(module)
 
     def ship(self, req: ShipRequest) -> ShipResult:
+        if not req.waybill_no.strip():
+            raise ConfigurationError("闲鱼开放平台: a physical shipment needs a real waybill "
+                                     "(virtual goods ship with ship_virtual)")
         answer = self.client.call(
-            "alibaba.idle.isv.order.ship", biz_order_id=req.platform_order_id,
-            ship_mail_no=req.waybill_no or req.platform_order_id,
-            logistics_company=req.express_name or "虚拟发货", lc_code=req.express_code or None)
-        body = answer.get("result") or answer
+            "alibaba.idle.isv.order.ship", biz_order_id=req.platform_order_id, ship_mail_no=req.waybill_no.strip(),
+            logistics_company=req.express_name or None, lc_code=req.express_code or None)
+        body = _result(answer, "alibaba_idle_isv_order_ship_response")
         if body.get("result_success") not in (True, "true"):
             raise PlatformError(f"order.ship: {body.get('result_err_msg') or 'refused'}",
                                 code=body.get("result_err_code"), payload=answer)
-        return ShipResult(ok=True, message="ok", raw=answer)
+        return ShipResult(ok=True, message="isv.order.ship: result_success=true", raw=answer)
+
+    def ship_virtual(self, platform_order_id: str) -> ShipResult:
+        oid = int(platform_order_id) if platform_order_id.isascii() and platform_order_id.isdigit() \
+            else platform_order_id
+        answer = self.client.call("alibaba.idle.order.dummy.send", param_order_dummy_send_request={"biz_order_id": oid})
+        result = _result(answer, "alibaba_idle_order_dummy_send_response")
+        if result.get("success") not in (True, "true") or result.get("data") in (False, "false"):
+            raise PlatformError(f"order.dummy.send: {result.get('err_msg') or 'refused'}",
+                                code=result.get("err_code"), payload=answer)
+        return ShipResult(ok=True, message="order.dummy.send: success=true", raw=answer)
+
+    def message_buyer(self, platform_order_id: str, text: str) -> ShipResult:
+        if not text:
+            raise ConfigurationError("order.msg.send: empty text")
+        answer = self.client.call("alibaba.idle.order.msg.send", order_id=platform_order_id, text=text)
+        body = _body(answer, "alibaba_idle_order_msg_send_response")
+        request_id = str(body.get("request_id") or answer.get("request_id") or "")
+        if body.get("send_success") not in (True, "true"):
+            raise PlatformError("order.msg.send: send_success=false", code="send_success_false", payload=answer)
+        return ShipResult(ok=True, message=f"order.msg.send: send_success=true request_id={request_id}"[:200],
+                          raw=answer)
 
     def close(self, platform_order_id: str, reason: str) -> None:
         answer = self.client.call(

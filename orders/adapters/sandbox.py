@@ -3,8 +3,10 @@ each order lives in `SandboxOrder` (its `status` holds OrderStatus values direct
 in `SandboxCall` (both marked 沙箱 in the admin). Orders enter with `manage.py sandbox_order` (or
 `orders.services.sandbox_order_simulate`), whose inbox events carry `{"order_no", "status", "modified_at"}`.
 
-Like a real platform it refuses to ship an order that is not awaiting shipment (paid) and to close one
-that has shipped; a refusal is recorded and raises a non-retryable PlatformError. It has no webhook:
+Like a real platform it refuses to ship an order that is not awaiting shipment (paid), a physical shipment
+without a waybill, and closing one that has shipped; a refusal is recorded and raises a non-retryable
+PlatformError. `message_buyer` records the exact text the buyer would read (`SandboxMessage`, shown on the
+sandbox order's admin page); `ship_virtual` is the status-only virtual shipment. It has no webhook:
 `verify_push` always answers False."""
 
 from __future__ import annotations
@@ -16,18 +18,21 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
-from common.http import PlatformError
+from common.http import ConfigurationError, PlatformError
 
 from .base import Adapter, OrderPage, OrderSnapshot, PushMessage, ShipRequest, ShipResult
 
 SHIPPABLE = ("paid",)
 CLOSABLE = ("pending_payment", "paid")
+MESSAGEABLE = ("paid", "shipped", "completed")
 
 
 class SandboxAdapter(Adapter):
     platform = "sandbox"
     list_cap = 10000
     list_window = timedelta(days=180)  # like 闲管家
+    can_message_buyer = True
+    can_ship_virtual = True
 
     def _record(self, method: str, params: dict, response: dict) -> None:
         from orders.models import SandboxCall
@@ -86,27 +91,59 @@ class SandboxAdapter(Adapter):
         self._record("list_orders", params, {"count": total, "returned": len(rows)})
         return OrderPage([self.snapshot(o) for o in rows], total, page_no, page_size)
 
-    def ship(self, req: ShipRequest) -> ShipResult:
-        params = {"order_no": req.platform_order_id, "waybill_no": req.waybill_no, "express_code": req.express_code,
-                  "express_name": req.express_name, "content": req.content[:500]}
+    def _ship(self, method: str, order_no: str, params: dict, waybill_no: str, express_name: str) -> ShipResult:
         with transaction.atomic():
-            o = self._locked("ship", req.platform_order_id, params)
+            o = self._locked(method, order_no, params)
             if o is None:
                 answer = {"error": "order not found"}
             elif o.status not in SHIPPABLE:
                 answer = {"error": "order status does not allow shipping", "status": o.status}
-                self._record("ship", params, answer)
+                self._record(method, params, answer)
             else:
                 o.status, o.modified_at = "shipped", timezone.now()
-                o.waybill_no = req.waybill_no or req.platform_order_id
-                o.express_name = req.express_name or "虚拟发货"
+                o.waybill_no, o.express_name = waybill_no, express_name
                 o.save(update_fields=["status", "waybill_no", "express_name", "modified_at"])
-                answer = {"ok": True, "waybill_no": o.waybill_no}
-                self._record("ship", params, answer)
+                answer = {"ok": True}
+                self._record(method, params, answer)
         if "error" in answer:
-            raise PlatformError(f"sandbox: cannot ship {req.platform_order_id}: {answer['error']}",
+            raise PlatformError(f"sandbox: cannot ship {order_no}: {answer['error']}",
                                 code=answer.get("status") or "not_found", payload=answer)
-        return ShipResult(ok=True, message="sandbox shipped", raw={"request": params, "response": answer})
+        return ShipResult(ok=True, message=f"sandbox {method}: ok", raw=answer)
+
+    def ship(self, req: ShipRequest) -> ShipResult:
+        params = {"order_no": req.platform_order_id, "waybill_no": req.waybill_no, "express_code": req.express_code,
+                  "express_name": req.express_name}
+        if not req.waybill_no.strip():
+            self._record("ship", params, {"error": "waybill_no required"})
+            raise ConfigurationError("sandbox: a physical shipment needs a real waybill (virtual goods: ship_virtual)")
+        return self._ship("ship", req.platform_order_id, params, req.waybill_no.strip(), req.express_name)
+
+    def ship_virtual(self, platform_order_id: str) -> ShipResult:
+        return self._ship("ship_virtual", platform_order_id, {"order_no": platform_order_id}, "", "无需物流")
+
+    def message_buyer(self, platform_order_id: str, text: str) -> ShipResult:
+        """Record `text` as received by the sandbox buyer (SandboxMessage, shown with the sandbox order)."""
+        from orders.models import SandboxMessage
+
+        params = {"order_no": platform_order_id, "chars": len(text)}
+        with transaction.atomic():
+            o = self._locked("message_buyer", platform_order_id, params)
+            if o is None:
+                answer = {"error": "order not found"}
+            elif not text:
+                answer = {"error": "empty text"}
+                self._record("message_buyer", params, answer)
+            elif o.status not in MESSAGEABLE:
+                answer = {"error": "order status does not allow messages", "status": o.status}
+                self._record("message_buyer", params, answer)
+            else:
+                message = SandboxMessage.objects.create(order=o, text=text)
+                answer = {"ok": True, "message_id": message.pk}
+                self._record("message_buyer", params, answer)
+        if "error" in answer:
+            raise PlatformError(f"sandbox: cannot message the buyer of {platform_order_id}: {answer['error']}",
+                                code=answer.get("status") or "refused", payload=answer)
+        return ShipResult(ok=True, message=f"sandbox message_buyer: message #{answer['message_id']}", raw=answer)
 
     def close(self, platform_order_id: str, reason: str) -> None:
         params = {"order_no": platform_order_id, "reason": reason}

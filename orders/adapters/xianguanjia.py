@@ -13,9 +13,18 @@ Push (订单推送通知): `appid`, `timestamp`, `sign` in the query, signed lik
 when the appid is this shop's, the timestamp within ±600 s and the signature equal (constant time).
 `modify_time` may be Unix seconds or "YYYY-MM-DD HH:MM:SS" (Asia/Shanghai); both are read.
 
-Virtual goods have no tracking number: shipping one sends `express_code="other"`, the request's express
-name (default "虚拟发货") and, as `waybill_no`, the waybill staff entered or else the order number itself
-(the platform requires the field; it is never shown as a courier tracking number)."""
+Delivery (docs/platforms.md §闲管家: what is confirmed and what is our assumption). 闲管家 has no API to
+message the buyer; content reaches the buyer only through its own 卡密 message:
+- `card_pool_add`: `POST /api/open/kami/storage/create` {kind_id, cost: 0, is_cover: 0, is_repeat: 0,
+  is_priority: 1, cards: [{card_no: "", card_pwd: code}]} (path and fields confirmed; their meanings are
+  assumed: is_repeat 0 = a code already in the 卡种 is skipped, so a retry adds nothing twice; is_priority 1
+  = these codes are sold first; a code without a card number goes in card_pwd);
+- `card_pool_send`: `POST /api/open/trade/logistics/dummy/send` {order_no, send_way: 2} — 闲管家 sends the
+  卡种's codes to the buyer and marks the order shipped (confirmed; held while a 发货申明 awaits the buyer);
+- `card_pool_delivered`: `POST /api/open/order/kam/list` {order_no} → data.list[{card_no, card_pwd, cost,
+  sold_type}] (confirmed), the proof of what the buyer got.
+`ship_virtual` is the status-only `dummy/send` with send_way 1 (meaning second-hand). `ship` is
+`POST /api/open/order/ship` for physical goods and needs a real waybill: it is refused without one."""
 
 from __future__ import annotations
 
@@ -35,6 +44,8 @@ from common.http import ConfigurationError, PlatformError, SignedClient
 from .base import Adapter, OrderPage, OrderSnapshot, PushMessage, ShipRequest, ShipResult
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+DUMMY_SEND = "/api/open/trade/logistics/dummy/send"
+SEND_STATUS_ONLY, SEND_CARD_CODES = 1, 2
 PUSH_WINDOW_SECONDS = 600
 # Envelope codes that mean our credentials or signature are wrong (retrying will not help).
 CONFIG_CODES = {401, 403, 1001, 1002, 1003}
@@ -122,6 +133,9 @@ class XianguanjiaAdapter(Adapter):
     list_cap = 10000
     list_page_size = 100
     list_window = timedelta(days=180)  # update_time "within 6 months" (protocols/goofish.md §2)
+    can_message_buyer = False  # confirmed: no message API ("消息相关接口暂不开放")
+    can_card_pool = True
+    can_ship_virtual = True
 
     @property
     def client(self) -> XianguanjiaClient:
@@ -170,14 +184,45 @@ class XianguanjiaAdapter(Adapter):
         return OrderPage(items=items, total=int(data.get("count") or 0), page_no=page_no, page_size=page_size)
 
     def ship(self, req: ShipRequest) -> ShipResult:
-        payload = {
-            "order_no": req.platform_order_id,
-            "waybill_no": req.waybill_no or req.platform_order_id,
-            "express_code": req.express_code or "other",
-            "express_name": req.express_name or "虚拟发货",
-        }
-        data = self.client.call("/api/open/order/ship", payload)
-        return ShipResult(ok=True, message="ok", raw={"request": payload, "data": data})
+        if not req.waybill_no.strip() or not (req.express_name.strip() or req.express_code.strip()):
+            raise ConfigurationError("闲管家: a physical shipment needs a real waybill and courier "
+                                     "(virtual goods ship with ship_virtual)")
+        payload = {"order_no": req.platform_order_id, "waybill_no": req.waybill_no.strip(),
+                   "express_code": req.express_code.strip() or "other",
+                   "express_name": req.express_name.strip() or req.express_code.strip()}
+        self.client.call("/api/open/order/ship", payload)
+        return ShipResult(ok=True, message="order/ship: code 0")
+
+    def ship_virtual(self, platform_order_id: str) -> ShipResult:
+        self.client.call(DUMMY_SEND, {"order_no": platform_order_id, "send_way": SEND_STATUS_ONLY})
+        return ShipResult(ok=True, message="dummy/send send_way=1: code 0")
+
+    def card_pool_add(self, *, kind_id: str, codes: list[str]) -> ShipResult:
+        if not codes:
+            raise ConfigurationError("闲管家: no codes to add to the card pool")
+        try:
+            kind = int(kind_id)
+        except (TypeError, ValueError):
+            raise ConfigurationError(f"闲管家: 卡种 ID {kind_id!r} is not a number") from None
+        self.client.call("/api/open/kami/storage/create", {
+            "kind_id": kind, "cost": 0, "is_cover": 0, "is_repeat": 0, "is_priority": 1,
+            "cards": [{"card_no": "", "card_pwd": code} for code in codes]})
+        return ShipResult(ok=True, message=f"kami/storage/create kind_id={kind} cards={len(codes)}: code 0")
+
+    def card_pool_send(self, platform_order_id: str) -> ShipResult:
+        self.client.call(DUMMY_SEND, {"order_no": platform_order_id, "send_way": SEND_CARD_CODES})
+        return ShipResult(ok=True, message="dummy/send send_way=2: code 0")
+
+    def card_pool_delivered(self, platform_order_id: str) -> list[str]:
+        data = self.client.call("/api/open/order/kam/list", {"order_no": platform_order_id}) or {}
+        cards = data.get("list") if isinstance(data, dict) else None
+        out = []
+        for card in cards or []:
+            if not isinstance(card, dict):
+                continue
+            number, secret = str(card.get("card_no") or ""), str(card.get("card_pwd") or "")
+            out.append(f"{number} {secret}".strip() if number and secret else number or secret)
+        return out
 
     def close(self, platform_order_id: str, reason: str) -> None:
         raise PlatformError("闲管家 has no order close API: close it in the 闲管家 console", retryable=False)

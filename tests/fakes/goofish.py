@@ -3,7 +3,14 @@ the signature for md5 / hmac / hmac-sha256 (written here from the protocol text,
 adapter), and answers order.query / order.ship / order.close with TOP's envelopes (simplify=true shape:
 `{"result": …}`; errors `{"error_response": {code, msg, sub_code, sub_msg, request_id}}` with TOP's codes:
 24/25 missing/invalid signature, 26/27 missing/invalid session, 28/29 missing/invalid app key,
-30/31 missing/invalid timestamp). Shipping is allowed from order_status 2 only; closing from 1 or 2."""
+30/31 missing/invalid timestamp). Shipping is allowed from order_status 2 only; closing from 1 or 2.
+
+Delivery (docs/platforms.md): `alibaba.idle.order.msg.send` {order_id, text} puts the text in front of the
+buyer of an order awaiting shipment or shipped (status 2 or 3) and answers `{"send_success": true}`
+(false for any other order); `alibaba.idle.order.dummy.send` {param_order_dummy_send_request:
+{biz_order_id}} ships a status-2 order without logistics, answering `{"result": {"success", "data", "err_code",
+"err_msg"}}`. `buyer_received[order_id]` lists every text that reached the buyer. `drop_next(method)`: the
+call takes effect but its answer is lost."""
 
 from __future__ import annotations
 
@@ -59,7 +66,10 @@ class FakeGoofish(FakePlatform):
         self.apps: dict[str, str] = {}       # app_key -> secret
         self.sessions: set[str] = set()
         self.orders: dict[str, dict] = {}
-        self.ship_calls: Counter[str] = Counter()
+        self.ship_calls: Counter[str] = Counter()          # isv.order.ship and order.dummy.send per order
+        self.buyer_received: dict[str, list[str]] = {}
+        self.refuse_messages: set[str] = set()      # orders whose buyer cannot be messaged (send_success false)
+        self._drop: Counter[str] = Counter()
         self.close_calls: Counter[str] = Counter()
         self.method_calls: Counter[str] = Counter()
         self._fail: list[int] = []
@@ -77,6 +87,15 @@ class FakeGoofish(FakePlatform):
         with self.lock:
             self.orders[oid] = order
         return order
+
+    def drop_next(self, method: str, n: int = 1) -> None:
+        self._drop[method] += n
+
+    def _dropped(self, method: str) -> bool:
+        if self._drop[method] > 0:
+            self._drop[method] -= 1
+            return True
+        return False
 
     def fail_next(self, n=1, status=500):
         self._fail.extend([status] * n)
@@ -148,6 +167,41 @@ class FakeGoofish(FakePlatform):
                              logistics={"express_no": p["ship_mail_no"],
                                         "express_comp_name": p.get("logistics_company", "")})
             return Response(200, {"result": {"result_success": True}})
+        if name == "alibaba.idle.order.msg.send":
+            oid, text = p.get("order_id", ""), p.get("text", "")
+            if not oid or not text:
+                return _err(40, "Missing required arguments", "isv.missing-parameter")
+            with self.lock:
+                order = self.orders.get(oid)
+                ok = order is not None and order["order_status"] in (2, 3) and oid not in self.refuse_messages
+                if ok:
+                    self.buyer_received.setdefault(oid, []).append(text)
+                drop = ok and self._dropped(name)
+            if drop:
+                return None
+            return Response(200, {"send_success": ok, "request_id": "fake-msg"})
+        if name == "alibaba.idle.order.dummy.send":
+            try:
+                dto = json.loads(p.get("param_order_dummy_send_request") or "{}")
+            except ValueError:
+                return _err(41, "Invalid arguments", "isv.invalid-parameter")
+            oid = str(dto.get("biz_order_id") or "") if isinstance(dto, dict) else ""
+            if not oid:
+                return _err(40, "Missing required arguments", "isv.missing-parameter")
+            with self.lock:
+                order = self.orders.get(oid)
+                if order is None:
+                    return Response(200, {"result": {"success": False, "data": False, "err_code": "NOT_FOUND",
+                                                     "err_msg": "order not found"}})
+                self.ship_calls[oid] += 1
+                if order["order_status"] != 2:
+                    return Response(200, {"result": {"success": False, "data": False, "err_code": "STATUS",
+                                                     "err_msg": "order cannot be shipped"}})
+                order.update(order_status=3, ship_time=int(time.time() * 1000), logistics={})
+                drop = self._dropped(name)
+            if drop:
+                return None
+            return Response(200, {"result": {"success": True, "data": True}})
         if name == "alibaba.idle.isv.order.close":
             dto = json.loads(p.get("isv_appraise_isv_order_close_dto") or "{}")
             with self.lock:

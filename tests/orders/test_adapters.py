@@ -130,21 +130,24 @@ def test_xianguanjia_amount_odd_values_never_float(xgj, xshop):
     assert get_adapter(xshop).fetch_order("5009").amount == Decimal("199.99")
 
 
-def test_xianguanjia_ship_virtual_defaults_and_second_ship_refused(xgj, xshop):
+def test_xianguanjia_ship_virtual_is_status_only_and_second_ship_refused(xgj, xshop):
     xgj.add_order("5002", status=12)
     adapter = get_adapter(xshop)
-    result = adapter.ship(ShipRequest("5002"))
+    with pytest.raises(ConfigurationError):  # never an invented waybill
+        adapter.ship(ShipRequest("5002"))
+    assert xgj.requests == []
+    result = adapter.ship_virtual("5002")
     assert result.ok
-    sent = json.loads(xgj.requests[-1].body)
-    assert sent == {"order_no": "5002", "waybill_no": "5002", "express_code": "other", "express_name": "虚拟发货"}
-    assert xgj.orders["5002"]["order_status"] == 21
+    assert xgj.requests[-1].path == "/api/open/trade/logistics/dummy/send"
+    assert json.loads(xgj.requests[-1].body) == {"order_no": "5002", "send_way": 1}
+    assert xgj.orders["5002"]["order_status"] == 21 and xgj.orders["5002"]["waybill_no"] == ""
     assert adapter.fetch_order("5002").target_status == "shipped"
 
     with pytest.raises(PlatformError) as second:
         adapter.ship(ShipRequest("5002", waybill_no="SF1", express_code="shunfeng", express_name="顺丰"))
     assert second.value.code == 3001 and not second.value.retryable and not second.value.outcome_unknown
     assert not isinstance(second.value, ConfigurationError)
-    assert xgj.ship_calls["5002"] == 2 and xgj.orders["5002"]["waybill_no"] == "5002"
+    assert xgj.ship_calls["5002"] == 2 and xgj.orders["5002"]["waybill_no"] == ""
 
 
 def test_xianguanjia_ship_with_waybill(xgj, xshop):
@@ -199,7 +202,7 @@ def test_xianguanjia_5xx_is_retryable_with_unknown_outcome(xgj, xshop, status):
     xgj.add_order("5005")
     xgj.fail_next(1, status)
     with pytest.raises(PlatformError) as err:
-        get_adapter(xshop).ship(ShipRequest("5005"))
+        get_adapter(xshop).ship_virtual("5005")
     assert err.value.retryable and err.value.outcome_unknown and err.value.status == status
 
 
@@ -215,7 +218,7 @@ def test_xianguanjia_timeout_is_retryable_with_unknown_outcome(xgj, xshop):
     xgj.add_order("5007", status=12)
     xgj.delay_next(1, 1.0)
     with pytest.raises(PlatformError) as err:
-        get_adapter(xshop, timeout=(1, 0.3)).ship(ShipRequest("5007"))
+        get_adapter(xshop, timeout=(1, 0.3)).ship_virtual("5007")
     assert err.value.retryable and err.value.outcome_unknown
     # The platform did ship it after all: that is why the outcome is "unknown", not "failed".
     deadline = time.monotonic() + 3
@@ -325,15 +328,19 @@ def test_goofish_query_ship_close_with_each_sign_method(top, gshop, method):
         "biz_order_id": "7002", "close_reason": "KYC 未通过"}
 
 
-def test_goofish_virtual_ship_defaults_and_refusals(top, gshop):
+def test_goofish_virtual_ship_is_status_only_and_refusals(top, gshop):
     top.add_order("7010", status=2)
     adapter = get_adapter(gshop)
-    assert adapter.ship(ShipRequest("7010")).ok
-    sent = top.requests[-1].form()
-    assert (sent["biz_order_id"], sent["ship_mail_no"], sent["logistics_company"]) == ("7010", "7010", "虚拟发货")
-    assert "lc_code" not in sent
-    with pytest.raises(PlatformError) as again:
+    with pytest.raises(ConfigurationError):  # never an invented waybill
         adapter.ship(ShipRequest("7010"))
+    assert top.requests == []
+    assert adapter.ship_virtual("7010").ok
+    sent = top.requests[-1].form()
+    assert sent["method"] == "alibaba.idle.order.dummy.send"
+    assert json.loads(sent["param_order_dummy_send_request"]) == {"biz_order_id": 7010}
+    assert "ship_mail_no" not in sent and top.orders["7010"]["order_status"] == 3
+    with pytest.raises(PlatformError) as again:
+        adapter.ship_virtual("7010")
     assert again.value.code == "STATUS" and not again.value.retryable
     with pytest.raises(PlatformError) as close:
         adapter.close("7010", "too late")
@@ -362,11 +369,11 @@ def test_goofish_5xx_and_timeout_are_retryable_with_unknown_outcome(top, gshop):
     top.add_order("7004", status=2)
     top.fail_next(1, 502)
     with pytest.raises(PlatformError) as err:
-        get_adapter(gshop).ship(ShipRequest("7004"))
+        get_adapter(gshop).ship_virtual("7004")
     assert err.value.retryable and err.value.outcome_unknown and top.ship_calls["7004"] == 0
     top.delay_next(1, 1.0)
     with pytest.raises(PlatformError) as slow:
-        get_adapter(gshop, timeout=(1, 0.3)).ship(ShipRequest("7004"))
+        get_adapter(gshop, timeout=(1, 0.3)).ship_virtual("7004")
     assert slow.value.retryable and slow.value.outcome_unknown
 
 

@@ -25,7 +25,7 @@ from shipping.services import (
     shipment_ship_manual,
 )
 
-from .conftest import events, paid, stored_notifications, sync_status, travel, with_codes
+from .conftest import events, paid, sms_to_buyer, stored_notifications, sync_status, travel, with_codes
 
 pytestmark = pytest.mark.django_db
 
@@ -34,8 +34,10 @@ T0 = timezone.now().replace(microsecond=0) + timedelta(hours=1)
 
 
 def ship_bodies(fake, order_no: str) -> list[dict]:
+    """Bodies of the calls that ship an order: physical (order/ship) and virtual (dummy/send)."""
     return [json.loads(r.body) for r in fake.requests
-            if r.path.endswith("/ship") and json.loads(r.body).get("order_no") == order_no]
+            if r.path in ("/api/open/order/ship", "/api/open/trade/logistics/dummy/send")
+            and json.loads(r.body).get("order_no") == order_no]
 
 
 def get(pk) -> Shipment:
@@ -77,15 +79,17 @@ def test_random_delay_spans_the_window_in_whole_seconds(product):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_zero_delay_order_ships_once_on_commit_with_rendered_codes(fake, shop, product):
+def test_zero_delay_order_ships_once_on_commit_with_rendered_codes(fake, shop, product, sms):
     with_codes(product, ["CODE-A"])
     order = paid(fake, shop, "Z1")
     s = get(order.shipment.pk)
     assert s.status == "shipped" and s.method == "auto" and s.attempts == 1
     assert s.content == "您的激活码：CODE-A"
     assert fake.ship_calls["Z1"] == 1
-    body = ship_bodies(fake, "Z1")[0]
-    assert body["express_code"] == "other" and body["express_name"] == "虚拟发货"
+    # 闲管家 gets a status-only virtual shipment (no invented waybill); the buyer gets the link by SMS
+    assert ship_bodies(fake, "Z1") == [{"order_no": "Z1", "send_way": 1}]
+    assert sms_to_buyer(sms) == [
+        f"您好，您在闲鱼购买的「会员激活码」已发货（订单号 Z1）。请打开链接查看发货内容：{s.delivery_url}"]
     assert Order.objects.get(pk=order.pk).status == "shipped"
     assert CardCode.objects.get().status == "delivered"
     # the code is stored encrypted
@@ -412,7 +416,7 @@ def test_sandbox_shop_ships_through_the_sandbox_adapter(product):
 
     shop = shop_upsert(platform="sandbox", name="沙箱", app_key="sbx-ship", app_secret="s")[0]
     Product.objects.create(shop=shop, item_id="sbx-1", title="沙箱卡", kind="virtual", auto_ship=True,
-                           delivery_template="内容 {{ order.platform_order_id }}")
+                           delivery_template="内容 {{ order_no }}")
     from orders.adapters.base import OrderSnapshot
     from orders.services import order_sync
 
@@ -421,8 +425,9 @@ def test_sandbox_shop_ships_through_the_sandbox_adapter(product):
                                                           target_status="paid", item_id="sbx-1")).order
     assert shipment_dispatch(shipment_id=order.shipment.pk) == "shipped"
     assert SandboxOrder.objects.get(order_no="SB1").status == "shipped"
-    assert SandboxCall.objects.filter(method="ship").count() == 1
+    assert SandboxCall.objects.filter(method="ship_virtual").count() == 1
     assert get(order.shipment.pk).content == "内容 SB1"
+    assert list(SandboxOrder.objects.get(order_no="SB1").messages.values_list("text", flat=True)) == ["内容 SB1"]
 
 
 # --- delivery page -------------------------------------------------------------------------------------------

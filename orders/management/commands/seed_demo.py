@@ -12,6 +12,7 @@ from accounts.models import Platform
 from accounts.services import shop_upsert
 from common.cli import clean_text
 from orders.models import Product
+from orders.services import product_save
 
 DEFAULT_PASSWORD = "admin123456"
 SHOP_KEY = "sandbox-demo"
@@ -19,11 +20,11 @@ SHOP_KEY = "sandbox-demo"
 PRODUCTS = [
     {"item_id": "demo-instant", "title": "会员兑换说明（自动发货·即时）", "kind": Product.Kind.VIRTUAL,
      "auto_ship": True, "ship_delay_min": 0, "ship_delay_max": 0, "stock": 100, "low_stock_threshold": 10,
-     "delivery_template": "感谢购买「{{ product.title }}」！\n订单 {{ order.platform_order_id }} 的兑换说明："
+     "delivery_template": "感谢购买「{{ item_title }}」！\n订单 {{ order_no }} 的兑换说明："
                           "{{ delivery_url }}"},
     {"item_id": "demo-delayed", "title": "软件授权（自动发货·5–30 分钟）", "kind": Product.Kind.VIRTUAL,
      "auto_ship": True, "ship_delay_min": 5, "ship_delay_max": 30, "stock": -1,
-     "delivery_template": "您好，「{{ product.title }}」的授权信息请查看：{{ delivery_url }}"},
+     "delivery_template": "您好，「{{ item_title }}」的授权信息请查看：{{ delivery_url }}"},
     {"item_id": "demo-physical", "title": "实物周边（人工发货）", "kind": Product.Kind.PHYSICAL, "auto_ship": False,
      "logistics_company": "顺丰速运", "express_code": "SF", "stock": 20, "low_stock_threshold": 3},
 ]
@@ -45,8 +46,11 @@ class Command(BaseCommand):
             password, user_note = self._admin()
             shop, shop_created = shop_upsert(platform=Platform.SANDBOX, name="演示沙箱店", app_key=SHOP_KEY,
                                              app_secret="sandbox-demo-secret")
-            created = [spec["item_id"] for spec in PRODUCTS
-                       if Product.objects.get_or_create(shop=shop, item_id=spec["item_id"], defaults=spec)[1]]
+            created = []
+            for spec in PRODUCTS:
+                if not Product.objects.filter(shop=shop, item_id=spec["item_id"]).exists():
+                    product_save(product=Product(shop=shop, **spec))
+                    created.append(spec["item_id"])
 
         self.stdout.write(f"sandbox shop #{shop.pk} {shop.name} ({'created' if shop_created else 'exists'}); "
                           f"products created: {', '.join(created) or 'none (all exist)'}")
