@@ -272,16 +272,20 @@ def test_paid_push_to_shipped_with_the_code_in_front_of_the_buyer(fake, shop):
     from shipping.services import cardcode_import
 
     product = Product.objects.create(shop=shop, item_id="card-9", title="会员卡", kind="virtual", auto_ship=True,
+                                     card_kind_id="84",
                                      delivery_template="激活码：{% for c in codes %}{{ c }}{% endfor %}")
     cardcode_import(product=product, lines=["SPINE-CODE-1"])
+    fake.add_kind(84, item_id="card-9")  # the item bound to the 卡种 in the 闲管家 UI
     now = int(time.time())
-    fake.add_order("3020", status=12, item_id="card-9", update_time=now)
+    order_no = "3020000000000000001"  # 闲管家 order numbers have 19+ digits
+    fake.add_order(order_no, status=12, item_id="card-9", update_time=now)
 
-    assert push(Client(), payload("3020", 12, now)).status_code == 200
+    assert push(Client(), payload(order_no, 12, now)).status_code == 200
 
-    order = Order.objects.get(platform_order_id="3020")
+    order = Order.objects.get(platform_order_id=order_no)
     assert order.status == "shipped"
-    assert fake.orders["3020"]["order_status"] == 21  # shipped on the platform too
+    assert fake.orders[order_no]["order_status"] == 21  # shipped on the platform too
+    assert fake.buyer_received == {order_no: ["SPINE-CODE-1"]}  # 闲管家's card message reached the buyer
     shipment = Shipment.objects.get(order=order)
     assert shipment.status == "shipped" and shipment.attempts == 1
     assert CardCode.objects.get().status == "delivered"

@@ -106,7 +106,7 @@ def _worker(shipment: Shipment):
 
 
 def _check(order: Order, shipment: Shipment, product: Product, target: str) -> str:
-    """The end state is one of the two consistent ones; returns which."""
+    """The end state is one of the three consistent ones; returns which."""
     s = Shipment.objects.get(pk=shipment.pk)
     o = Order.objects.get(pk=order.pk)
     p = Product.objects.get(pk=product.pk)
@@ -119,6 +119,12 @@ def _check(order: Order, shipment: Shipment, product: Product, target: str) -> s
         assert released == [] and p.stock == POOL - QUANTITY
         return "shipped"
     assert s.status == "cancelled", (o.platform_order_id, s.status, s.last_error)
+    if s.content_handed_at is not None:
+        # The content reached the buyer before the close stopped the platform shipment: the codes stay with
+        # this order (never sold again) and nothing is given back.
+        assert sorted(codes) == sorted([("delivered", o.pk)] * QUANTITY + [("available", None)] * (POOL - QUANTITY))
+        assert released == [] and p.stock == POOL - QUANTITY
+        return "handed-then-cancelled"
     assert codes == [("available", None)] * POOL, (o.platform_order_id, codes)
     assert released == [QUANTITY], (o.platform_order_id, released)  # released exactly once
     assert p.stock == POOL and s.stock_taken == 0
