@@ -529,3 +529,30 @@ def verification_staff_closed(*, verification: Verification, user) -> Verificati
 
 def expiry_action_default() -> str:
     return settings.KYC_EXPIRY_ACTION if settings.KYC_EXPIRY_ACTION in ExpiryAction.values else ExpiryAction.CLOSE
+
+
+def verification_test_completed(*, verification: Verification, user, answer: str, reject_type: str = "",
+                                comment: str = "") -> None:
+    """Staff rehearsal with Sumsub sandbox credentials (`sbx:` tokens): ask Sumsub to finish the applicant's
+    review as GREEN or RED; Sumsub then sends the applicantReviewed webhook like a real review."""
+    from common.http import PlatformError
+
+    from .clients import SumsubClient, is_sandbox_token
+
+    if not sumsub_configured() or not is_sandbox_token():
+        raise KycError("只有配置了 Sumsub 沙箱凭据（sbx: 开头的 App Token）时才能模拟审核")
+    if answer not in ("GREEN", "RED"):
+        raise KycError("审核结果只能是 GREEN 或 RED")
+    v = Verification.objects.select_related("applicant").get(pk=verification.pk)
+    if v.status not in OPEN:
+        raise KycError(f"认证状态为 {v.get_status_display()}，不能再模拟审核")
+    if not v.applicant.applicant_id:
+        raise KycError("买家尚未打开认证页面，Sumsub 中还没有申请人")
+    try:
+        SumsubClient().test_completed(v.applicant.applicant_id, review_answer=answer,
+                                      reject_type=reject_type or ("RETRY" if answer == "RED" else ""),
+                                      moderation_comment=comment, client_comment="testCompleted from the admin")
+    except PlatformError as exc:
+        raise KycError(f"Sumsub 未接受模拟审核：{exc}") from exc
+    log_event.note_event(v, actor=Actor.STAFF, user=user, message=f"已请求 Sumsub 沙箱模拟审核：{answer}"
+                         f"{(' ' + reject_type) if reject_type else ''}")

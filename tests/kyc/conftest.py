@@ -5,6 +5,7 @@ Sumsub's webhooks to our endpoint."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.core import mail
@@ -155,6 +156,8 @@ def mailbox(settings):
 
 @pytest.fixture
 def clock(monkeypatch):
-    c = Clock(timezone.now().replace(microsecond=0))
+    """Time travel. Starts a second ahead of the real clock, so that model defaults bound to the real
+    timezone.now (e.g. an inbox event's first due time) are never later than the travelled now."""
+    c = Clock(timezone.now().replace(microsecond=0) + timedelta(seconds=1))
     monkeypatch.setattr(timezone, "now", c)
     return c
