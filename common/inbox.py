@@ -66,15 +66,20 @@ def client_ip(request: HttpRequest) -> str:
     return (request.META.get("REMOTE_ADDR") or "")[:64]
 
 
+def _storable(text: str) -> str:
+    """Text PostgreSQL can store: no NUL characters (text and jsonb refuse them)."""
+    return text.replace("\x00", "\ufffd")
+
+
 def pick_headers(request: HttpRequest, extra: tuple[str, ...] = ()) -> dict[str, str]:
-    return {k: str(request.META[k])[:512] for k in (*SAFE_HEADERS, *extra) if k in request.META}
+    return {k: _storable(str(request.META[k])[:512]) for k in (*SAFE_HEADERS, *extra) if k in request.META}
 
 
 def reject(request: HttpRequest, *, source: str, reason: str, body: bytes) -> None:
     RejectedWebhook.objects.create(
         source=source, reason=reason[:255], remote_addr=client_ip(request),
         path=request.get_full_path()[:512], headers=pick_headers(request),
-        body_excerpt=body[: RejectedWebhook.EXCERPT_BYTES].decode("utf-8", "replace"), body_size=len(body),
+        body_excerpt=_storable(body[: RejectedWebhook.EXCERPT_BYTES].decode("utf-8", "replace")), body_size=len(body),
     )
     log.warning("webhook %s rejected from %s: %s", source, client_ip(request), reason)
     webhook_rejected.send(sender=RejectedWebhook, source=source, reason=reason, remote_addr=client_ip(request))

@@ -84,7 +84,7 @@ def copy_link(v: Verification):
 class VerificationAdmin(admin.ModelAdmin):
     list_display = ("order_link", "shop", "status_badge", "level_name", "review_answer", "reject_type",
                     "expires_at", "needs_staff", "closure", "created_at")
-    list_filter = ("status", "needs_staff", "closure", "level_name", "order__shop")
+    list_filter = ("status", "needs_staff", "closure", "order__shop")
     search_fields = ("=order__platform_order_id", "=applicant__applicant_id")
     list_select_related = ("order", "order__shop")
     date_hierarchy = "created_at"

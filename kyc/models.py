@@ -21,6 +21,7 @@ from __future__ import annotations
 import secrets
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
@@ -53,10 +54,11 @@ class KycPolicy(models.Model):
     level_name = models.CharField(_("Sumsub level"), max_length=128, blank=True,
                                   help_text=_("Blank: SUMSUB_LEVEL_NAME."))
     validity_days = models.PositiveIntegerField(
-        _("approval valid for (days)"), null=True, blank=True,
+        _("approval valid for (days)"), null=True, blank=True, validators=[MaxValueValidator(3650)],
         help_text=_("A buyer approved at this level within this many days is not asked again. Blank: "
                     "KYC_VALIDITY_DAYS."))
     link_ttl_hours = models.PositiveIntegerField(_("link lifetime (hours)"), null=True, blank=True,
+                                                 validators=[MinValueValidator(1), MaxValueValidator(24 * 30)],
                                                  help_text=_("Blank: KYC_LINK_TTL_HOURS."))
     expiry_action = models.CharField(_("when the link expires"), max_length=8, choices=ExpiryAction.choices,
                                      blank=True, help_text=_("Blank: KYC_EXPIRY_ACTION."))
@@ -147,7 +149,7 @@ class Verification(ConcurrentTransitionMixin, models.Model):
     expiry_action = models.CharField(_("when the link expires"), max_length=8, choices=ExpiryAction.choices,
                                      default=ExpiryAction.CLOSE)
     closure = models.CharField(_("closing the order"), max_length=8, choices=Closure.choices, blank=True,
-                               default=Closure.NONE)
+                               default=Closure.NONE, db_index=True)
     close_attempts = models.PositiveSmallIntegerField(_("close attempts"), default=0)
     needs_staff = models.BooleanField(_("needs staff"), default=False, db_index=True)
     staff_reason = models.CharField(_("why staff are needed"), max_length=255, blank=True)

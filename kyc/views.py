@@ -55,6 +55,7 @@ def csp(nonce: str) -> str:
         "default-src 'none'",
         f"script-src 'nonce-{nonce}' https://static.sumsub.com",
         f"style-src 'nonce-{nonce}' {sumsub}",
+        "style-src-attr 'unsafe-inline'",  # style attributes the WebSDK may set on its iframe; never scripts
         f"img-src 'self' data: blob: {sumsub}",
         f"font-src {sumsub}",
         f"connect-src 'self' {sumsub} wss://*.sumsub.com",

@@ -156,8 +156,8 @@ def mailbox(settings):
 
 @pytest.fixture
 def clock(monkeypatch):
-    """Time travel. Starts a second ahead of the real clock, so that model defaults bound to the real
+    """Time travel. Starts five minutes ahead of the real clock, so that model defaults bound to the real
     timezone.now (e.g. an inbox event's first due time) are never later than the travelled now."""
-    c = Clock(timezone.now().replace(microsecond=0) + timedelta(seconds=1))
+    c = Clock(timezone.now().replace(microsecond=0) + timedelta(minutes=5))
     monkeypatch.setattr(timezone, "now", c)
     return c
