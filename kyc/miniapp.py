@@ -17,6 +17,7 @@ import re
 
 from django.conf import settings
 from django.db import transaction
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
@@ -134,6 +135,30 @@ class MiniappOrderInput(serializers.Serializer):
         return value
 
 
+class _OrderOut(serializers.Serializer):
+    platform_order_id = serializers.CharField()
+    status = serializers.CharField()
+
+
+class _KycOut(serializers.Serializer):
+    required = serializers.BooleanField()
+    status = serializers.CharField(allow_null=True, help_text="the verification's status, null when none yet")
+    state = serializers.CharField(required=False, help_text="what the verify page shows: open, retry, pending, "
+                                                            "approved, rejected, expired, closed")
+    url = serializers.URLField(required=False)
+    expires_at = serializers.DateTimeField(required=False)
+
+
+class MiniappOrderOutput(serializers.Serializer):
+    order = _OrderOut()
+    kyc = _KycOut()
+
+
+class MiniappErrorOutput(serializers.Serializer):
+    error = serializers.CharField()
+    message = serializers.CharField(help_text="Chinese, for the buyer")
+
+
 class MiniappOrderView(APIView):
     """POST /api/v1/miniapp/orders/ (anonymous; the platform's answer is the authentication)."""
 
@@ -141,6 +166,8 @@ class MiniappOrderView(APIView):
     permission_classes = [AllowAny]
     parser_classes = [JSONParser]
 
+    @extend_schema(request=MiniappOrderInput, responses={200: MiniappOrderOutput, **{
+        status: MiniappErrorOutput for status in (400, 401, 403, 404, 429, 503)}})
     def post(self, request):
         if not allow(f"miniapp:ip:{client_ip(request)}", limit=settings.KYC_MINIAPP_RATE_PER_MINUTE):
             return _error(429, "rate_limited", "请求过于频繁，请稍后再试")

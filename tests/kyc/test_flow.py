@@ -188,3 +188,38 @@ def test_a_bad_digest_answers_4xx_and_changes_nothing(sumsub, top, top_shop, cas
     assert RejectedWebhook.objects.get().source == "sumsub"
     assert Verification.objects.get(pk=v.pk).status == "link_sent"
     assert Order.objects.get(pk=order.pk).status == "awaiting_kyc" and top.ship_calls["K7"] == 0
+
+
+def test_an_applicant_sumsub_already_has_is_reused(sumsub, top, top_shop):
+    """Sumsub answers 409 to a second create for the same external id: the existing applicant is used."""
+    kyc_product(top_shop)
+    order = top_paid(top, top_shop, "K8")
+    v = verification_of(order)
+    # Sumsub already holds this buyer (an earlier attempt created it, and its answer was lost).
+    sumsub.by_external[v.applicant.external_user_id] = "a" * 24
+    sumsub.applicants["a" * 24] = {"id": "a" * 24, "externalUserId": v.applicant.external_user_id,
+                                   "levelName": "basic-kyc-level",
+                                   "review": {"reviewStatus": "init", "levelName": "basic-kyc-level"}}
+
+    assert open_session(v).status_code == 200
+
+    statuses = [(r.method, r.path.split("?")[0]) for r in sumsub.requests]
+    assert statuses[:2] == [("POST", "/resources/applicants"),
+                            ("GET", f"/resources/applicants/-;externalUserId={v.applicant.external_user_id}/one")]
+    assert Verification.objects.select_related("applicant").get(pk=v.pk).applicant.applicant_id == "a" * 24
+    assert sumsub.refused == []
+
+
+def test_level_names_with_reserved_characters_are_encoded_before_signing(sumsub, top, top_shop):
+    from kyc.models import KycPolicy
+
+    level = "kyc level+1@cn"
+    sumsub.levels.add(level)
+    product = kyc_product(top_shop)
+    KycPolicy.objects.create(product=product, level_name=level)
+    v = verification_of(top_paid(top, top_shop, "K9"))
+
+    assert open_session(v).status_code == 200
+    create = next(r for r in sumsub.requests if r.method == "POST" and r.path == "/resources/applicants")
+    assert create.raw_query == "levelName=kyc%20level%2B1%40cn" and create.query["levelName"] == level
+    assert sumsub.access_tokens[-1]["levelName"] == level and sumsub.refused == []
