@@ -27,7 +27,8 @@ from .models import (
     VerificationEvent,
     VerificationStatus,
 )
-from .services import KycError, labels_text, verification_override, verification_resend, verification_staff_closed
+from .services import KycError, labels_text
+from .staff import verification_override, verification_resend, verification_staff_closed
 
 V = VerificationStatus
 STATUS_COLORS = {V.CREATED: "#999999", V.LINK_SENT: "#337ab7", V.PENDING: "#8e44ad", V.APPROVED: "#27ae60",
@@ -202,7 +203,7 @@ class VerificationAdmin(admin.ModelAdmin):
         return self._override(request, queryset, approve=False, action="override_reject")
 
     def _test_completed(self, request, queryset, answer: str, reject_type: str = ""):
-        from .services import verification_test_completed
+        from .staff import verification_test_completed
 
         if not (sumsub_configured() and is_sandbox_token()):
             self.message_user(request, _("Only with Sumsub sandbox credentials (an app token starting with sbx:)."),

@@ -52,11 +52,11 @@ from .models import (
 from .services import (
     SUBMITTED_STATUSES,
     Review,
-    _refetch,
     check_interval,
     decide,
     local_time,
     reach_buyer,
+    refetch,
     schedule,
 )
 
@@ -265,7 +265,7 @@ def _record_close(v: Verification, order: Order, outcome: str, payload: Any, now
             snap = payload
             event_at = max(filter(None, [snap.updated_at, order.platform_event_at, now]))
             order_sync(shop=order.shop, snapshot=snap, event_at=event_at, actor=OrderActor.PLATFORM, source="kyc")
-        v = _refetch(v)  # the on_closed hook has written this row meanwhile
+        v = refetch(v)  # the on_closed hook has written this row meanwhile
         v.closure, v.last_error, v.needs_staff, v.staff_reason = Closure.DONE, "", False, ""
         log_event.note_event(v, message="订单已在平台关闭" if outcome == "closed" else "核对平台：订单已关闭")
         return v

@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 
 from kyc.models import KycPolicy, Verification
-from kyc.services import verification_resend, verification_staff_closed
+from kyc.staff import verification_resend, verification_staff_closed
 from kyc.work import kyc_sweep
 from notifications.models import Notification
 from orders.models import Order, SandboxCall, SandboxOrder

@@ -7,7 +7,8 @@ import pytest
 from django.test import Client
 
 from kyc.models import KycApplicant, KycPolicy, Verification
-from kyc.services import KycError, verification_override, verification_resend
+from kyc.services import KycError
+from kyc.staff import verification_override, verification_resend
 from kyc.work import kyc_sweep
 from orders.adapters.sandbox import SandboxAdapter
 from orders.models import Order, OrderEvent, SandboxOrder
@@ -141,7 +142,7 @@ def test_resend_of_an_open_link_sends_the_same_link_again(no_sumsub, sandbox_sho
 
 
 def test_testcompleted_asks_the_sumsub_sandbox_to_review(sumsub, sandbox_shop, django_user_model):
-    from kyc.services import verification_test_completed
+    from kyc.staff import verification_test_completed
 
     kyc_product(sandbox_shop)
     v = verification_of(sandbox_paid(sandbox_shop, "T1"))
@@ -161,7 +162,7 @@ def test_testcompleted_asks_the_sumsub_sandbox_to_review(sumsub, sandbox_shop, d
 
 
 def test_testcompleted_is_refused_with_production_tokens(sumsub, sandbox_shop, settings):
-    from kyc.services import verification_test_completed
+    from kyc.staff import verification_test_completed
 
     settings.SUMSUB_APP_TOKEN = "prd:live-token"
     sumsub.tokens["prd:live-token"] = settings.SUMSUB_SECRET_KEY
