@@ -12,12 +12,19 @@ ROLES: dict[str, dict] = {
             "shipping.view_shipment", "shipping.change_shipment",
             "shipping.view_cardcode", "shipping.add_cardcode", "shipping.change_cardcode",
             "notifications.view_delivery",
+            "kyc.view_verification", "kyc.change_verification", "kyc.view_verificationevent",
+            "kyc.view_kycpolicy", "kyc.add_kycpolicy", "kyc.change_kycpolicy", "kyc.view_buyermessage",
         ],
     },
     "kyc_reviewer": {
         "label": "KYC 审核",
         "perms": ["orders.view_order", "orders.view_orderevent", "accounts.view_buyeridentity",
-                  "accounts.view_pii"],
+                  "accounts.view_pii",
+                  # Verifications, their log and Sumsub's answers (no documents: Sumsub keeps them); re-send links
+                  # (change) and override results with a written reason.
+                  "kyc.view_verification", "kyc.change_verification", "kyc.override_verification",
+                  "kyc.view_verificationevent", "kyc.view_kycpolicy", "kyc.view_kycapplicant",
+                  "kyc.view_sumsubinboxevent", "kyc.view_buyermessage"],
     },
     "finance": {
         "label": "财务",

@@ -47,6 +47,8 @@ INSTALLED_APPS = [
     "accounts",
     "notifications",
     "orders",
+    # kyc before shipping: the order hooks run in app order, and the lock order is verification → shipment.
+    "kyc",
     "shipping",
 ]
 
@@ -197,6 +199,25 @@ WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=256 * 1024)
 # row with a counter; at most MAX_ROWS rows are kept (the oldest go first).
 REJECTED_WEBHOOK_WINDOW_SECONDS = env.int("REJECTED_WEBHOOK_WINDOW_SECONDS", default=600)
 REJECTED_WEBHOOK_MAX_ROWS = env.int("REJECTED_WEBHOOK_MAX_ROWS", default=10000)
+
+# --- KYC (Sumsub) --------------------------------------------------------------------------------
+# A buyer approved at a product's level within this many days is not asked again.
+KYC_VALIDITY_DAYS = env.int("KYC_VALIDITY_DAYS", default=365)
+# Lifetime of a verification link; the buyer is reminded halfway.
+KYC_LINK_TTL_HOURS = env.int("KYC_LINK_TTL_HOURS", default=72)
+# What happens to the order when its link expires unused: "close" it on the platform, or hand it to "staff".
+KYC_EXPIRY_ACTION = env.str("KYC_EXPIRY_ACTION", default="close")
+if KYC_EXPIRY_ACTION not in ("close", "staff"):
+    raise ImproperlyConfigured("KYC_EXPIRY_ACTION must be 'close' or 'staff'")
+# A verification with no Sumsub result this long after the buyer started is looked up at Sumsub.
+KYC_STATUS_CHECK_MINUTES = env.int("KYC_STATUS_CHECK_MINUTES", default=30)
+# Without Sumsub credentials the verify page offers a local sandbox (approve / retry / reject buttons that send
+# signed webhooks to our own endpoint). Never turn this on where buyers can reach the page.
+KYC_SANDBOX = env.bool("KYC_SANDBOX", default=DEBUG)
+# Where the sandbox posts its webhooks; empty: this server's own /webhooks/sumsub/ as the browser reached it.
+KYC_SANDBOX_WEBHOOK_URL = env.str("KYC_SANDBOX_WEBHOOK_URL", default="")
+# Mini-program API (POST /api/v1/miniapp/orders/): requests per minute per client address.
+KYC_MINIAPP_RATE_PER_MINUTE = env.int("KYC_MINIAPP_RATE_PER_MINUTE", default=30)
 
 # --- Shipping (seed: 3 tries, 5 minutes apart) --------------------------------------------------
 SHIP_MAX_ATTEMPTS = env.int("SHIP_MAX_ATTEMPTS", default=3)

@@ -4,6 +4,8 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from common.views import healthz
+from kyc import webhooks as kyc_webhooks
+from kyc.miniapp import MiniappOrderView
 from orders import webhooks as order_webhooks
 
 admin.site.site_header = "闲鱼运营后台"
@@ -14,8 +16,11 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("webhooks/xianguanjia/", order_webhooks.xianguanjia, name="webhook-xianguanjia"),
     path("webhooks/goofish/", order_webhooks.goofish, name="webhook-goofish"),
+    path("webhooks/sumsub/", kyc_webhooks.sumsub_webhook, name="webhook-sumsub"),
     path("", include("shipping.urls")),
+    path("", include("kyc.urls")),
     path("healthz/", healthz, name="healthz"),
+    path("api/v1/miniapp/orders/", MiniappOrderView.as_view(), name="miniapp-orders"),
     path("api/v1/", include("orders.api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
 ]

@@ -460,11 +460,12 @@ def test_seed_demo_is_idempotent(capsys):
     assert admin.is_superuser and admin.check_password("admin123456")
     shop = Shop.objects.get(platform="sandbox", app_key="sandbox-demo")
     products = {p.item_id: p for p in Product.objects.filter(shop=shop)}
-    assert len(products) == 3 and Shop.objects.filter(app_key="sandbox-demo").count() == 1
+    assert len(products) == 4 and Shop.objects.filter(app_key="sandbox-demo").count() == 1
     instant, delayed, physical = products["demo-instant"], products["demo-delayed"], products["demo-physical"]
     assert instant.auto_ship and instant.ship_delay_max == 0 and instant.delivery_template
     assert delayed.auto_ship and (delayed.ship_delay_min, delayed.ship_delay_max) == (5, 30)
     assert physical.kind == "physical" and not physical.auto_ship
+    assert products["demo-kyc"].needs_kyc and products["demo-kyc"].auto_ship
     from django.contrib.auth.models import Group
 
     assert Group.objects.filter(name="operator").exists()

@@ -10,7 +10,12 @@ buyer of an order awaiting shipment or shipped (status 2 or 3) and answers `{"se
 (false for any other order); `alibaba.idle.order.dummy.send` {param_order_dummy_send_request:
 {biz_order_id}} ships a status-2 order without logistics, answering `{"result": {"success", "data", "err_code",
 "err_msg"}}`. `buyer_received[order_id]` lists every text that reached the buyer. `drop_next(method)`: the
-call takes effect but its answer is lost."""
+call takes effect but its answer is lost.
+
+
+Buyer access tokens (the mini-program's `accessToken`, used as `session`): `buyer_tokens` says which orders
+each token may see. With a buyer token, order.query answers only that buyer's orders (any other:
+`isv.permission-denied`), and ship/close are refused (code 11, insufficient permissions)."""
 
 from __future__ import annotations
 
@@ -65,6 +70,7 @@ class FakeGoofish(FakePlatform):
         super().__init__()
         self.apps: dict[str, str] = {}       # app_key -> secret
         self.sessions: set[str] = set()
+        self.buyer_tokens: dict[str, set[str]] = {}   # buyer access token -> the order ids it may see
         self.orders: dict[str, dict] = {}
         self.ship_calls: Counter[str] = Counter()          # isv.order.ship and order.dummy.send per order
         self.buyer_received: dict[str, list[str]] = {}
@@ -137,15 +143,20 @@ class FakeGoofish(FakePlatform):
             return _err(23, "Invalid format (this fake speaks json only)")
         if not p.get("session"):
             return _err(26, "Missing session")
-        if p["session"] not in self.sessions:
+        buyer_orders = self.buyer_tokens.get(p["session"])
+        if p["session"] not in self.sessions and buyer_orders is None:
             return _err(27, "Invalid session", "isv.invalid-session")
         name = p.get("method")
         if not name:
             return _err(21, "Missing method")
         with self.lock:
             self.method_calls[name] += 1
+        if buyer_orders is not None and name != "alibaba.idle.isv.order.query":
+            return _err(11, "Insufficient isv permissions", "isv.permission-denied")
         if name == "alibaba.idle.isv.order.query":
             oid = json.loads(p.get("param_appraise_isv_order_query") or "{}").get("biz_order_id")
+            if buyer_orders is not None and str(oid) not in buyer_orders:
+                return _err(15, "Remote service error", "isv.permission-denied", "the order is not this buyer's")
             with self.lock:
                 order = self.orders.get(str(oid))
                 module = json.loads(json.dumps(order)) if order is not None else None

@@ -19,6 +19,7 @@ class Request:
     query: dict[str, str]
     headers: dict[str, str]
     body: bytes
+    raw_query: str = ""  # the query string exactly as received (for signatures over it)
 
     def json(self):
         return json.loads(self.body or b"{}")
@@ -72,7 +73,7 @@ class FakePlatform:
                 body = self.rfile.read(length) if length else b""
                 parts = urlsplit(self.path)
                 req = Request(self.command, parts.path, dict(parse_qsl(parts.query, keep_blank_values=True)),
-                              {k.lower(): v for k, v in self.headers.items()}, body)
+                              {k.lower(): v for k, v in self.headers.items()}, body, parts.query)
                 with outer.lock:
                     outer.requests.append(req)
                 resp = outer.handle(req)

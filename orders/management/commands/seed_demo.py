@@ -25,6 +25,9 @@ PRODUCTS = [
     {"item_id": "demo-delayed", "title": "软件授权（自动发货·5–30 分钟）", "kind": Product.Kind.VIRTUAL,
      "auto_ship": True, "ship_delay_min": 5, "ship_delay_max": 30, "stock": -1,
      "delivery_template": "您好，「{{ item_title }}」的授权信息请查看：{{ delivery_url }}"},
+    {"item_id": "demo-kyc", "title": "需实名认证的虚拟商品（KYC 后自动发货）", "kind": Product.Kind.VIRTUAL,
+     "auto_ship": True, "ship_delay_min": 0, "ship_delay_max": 0, "stock": -1, "needs_kyc": True,
+     "delivery_template": "实名认证已通过，感谢购买「{{ item_title }}」！兑换说明：{{ delivery_url }}"},
     {"item_id": "demo-physical", "title": "实物周边（人工发货）", "kind": Product.Kind.PHYSICAL, "auto_ship": False,
      "logistics_company": "顺丰速运", "express_code": "SF", "stock": 20, "low_stock_threshold": 3},
 ]
@@ -32,7 +35,7 @@ PRODUCTS = [
 
 class Command(BaseCommand):
     help = ("Demo data, safe to run twice: staff roles, an `admin` superuser (password from DEMO_ADMIN_PASSWORD, "
-            f"default {DEFAULT_PASSWORD}), a sandbox shop and three products.")
+            f"default {DEFAULT_PASSWORD}), a sandbox shop and four products.")
 
     def handle(self, *args, **options):
         try:
