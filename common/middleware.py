@@ -23,8 +23,16 @@ def _utf8(wsgi_text: str, *, percent_encoded: bool) -> bool:
     invalid sequences (a lone surrogate encoded as %ED%A0%80) silently; we refuse them."""
     try:
         raw = wsgi_text.encode("latin-1")
+    except UnicodeEncodeError:
+        # Not a WSGI byte string: text already decoded (Django's test client does this); valid unless it
+        # holds a lone surrogate.
+        try:
+            raw = wsgi_text.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+    try:
         (unquote_to_bytes(raw.replace(b"+", b" ")) if percent_encoded else raw).decode("utf-8")
-    except (UnicodeEncodeError, UnicodeDecodeError):
+    except UnicodeDecodeError:
         return False
     return True
 

@@ -25,6 +25,7 @@ from accounts.models import BuyerIdentity, Shop
 from accounts.services import shop_upsert
 from common.fields import mask_secret
 from common.models import Heartbeat, RejectedWebhook
+from kyc.models import BuyerMessage, KycApplicant, KycPolicy, SumsubInboxEvent, Verification, VerificationEvent
 from notifications.models import Channel, Delivery, Notification, Subscription, Template
 from orders.models import (
     Order,
@@ -32,10 +33,11 @@ from orders.models import (
     OrderInboxEvent,
     Product,
     SandboxCall,
+    SandboxMessage,
     SandboxOrder,
     StockMovement,
 )
-from shipping.models import CardCode, DeliveryView, Shipment
+from shipping.models import CardCode, DeliveryView, Handover, Shipment
 
 pytestmark = pytest.mark.django_db
 
@@ -83,10 +85,14 @@ def data():
     RejectedWebhook.objects.create(source="xianguanjia", reason="bad signature", remote_addr="10.0.0.1",
                                    body_excerpt=f'{{"mobile": "{PHONE}"}}', body_size=8)
     Heartbeat.objects.create(name="worker", seen_at=timezone.now())
+    sandbox_order = SandboxOrder.objects.get(shop=shop, order_no="P00001")
+    SandboxMessage.objects.create(order=sandbox_order, text=CONTENT)  # what the sandbox buyer read
 
     code = CardCode.objects.create(product=product, code=CARD_CODE, code_hash="h-1", status="reserved", order=order)
     shipment = Shipment.objects.create(order=order, due_at=timezone.now(), content=CONTENT)
     DeliveryView.objects.create(shipment=shipment, ip=BUYER_IP, user_agent="Mozilla/5.0")
+    Handover.objects.create(shipment=shipment, attempt=1, channel="sms", carried="link", status="delivered",
+                            destination_hint="手机尾号 5678", answer=f"code=OK content={CONTENT}")
     queued = make_order(shop, product, buyer, 99, status="paid", paid_at=timezone.now())
     Shipment.objects.create(order=queued, due_at=timezone.now(), status="awaiting_staff", manual_reason="人工")
 
@@ -98,6 +104,18 @@ def data():
                                        context={"order": "P00001", "url": shipment.delivery_url})
     Delivery.objects.create(notification=note, channel=channel, status="sent",
                             subject="请完成实名认证", text=f"请打开 {shipment.delivery_url}，号码 {PHONE}")
+
+    # KYC: a verification with its log, the buyer's applicant, the product's policy, a Sumsub message and the
+    # link sent through the platform's chat.
+    policy = KycPolicy.objects.create(product=product, level_name="basic-kyc-level")
+    applicant = KycApplicant.objects.create(buyer=buyer, external_user_id="xo-admin-sweep", applicant_id="app-1")
+    verification = Verification.objects.create(order=order, applicant=applicant, level_name=policy.level_name,
+                                               expires_at=timezone.now() + timezone.timedelta(hours=72),
+                                               moderation_comment="证件照片不清晰")
+    VerificationEvent.objects.create(verification=verification, kind="created", actor="system", message="创建")
+    SumsubInboxEvent.objects.create(source="sumsub", key="sha256:sweep", topic="applicantPending",
+                                    applicant_id="app-1", body='{"type": "applicantPending"}')
+    BuyerMessage.objects.create(verification=verification, kind="link", text=f"请完成认证：{verification.url}")
 
     return {"shop": shop, "product": product, "buyer": buyer, "order": order, "shipment": shipment, "code": code,
             "queued": queued}

@@ -58,7 +58,7 @@ def test_the_same_webhook_three_times_at_once_ships_once(postgres, sumsub, sandb
     assert answers == [200, 200, 200]
     assert SumsubInboxEvent.objects.count() == 1
     assert Order.objects.get(pk=order.pk).status == "shipped"
-    assert SandboxCall.objects.filter(method="ship", response__ok=True).count() == 1
+    assert SandboxCall.objects.filter(method="ship_virtual", response__ok=True).count() == 1
 
 
 def test_a_result_racing_the_expiry_ends_one_way_only(postgres, sumsub, sandbox_shop, clock):
@@ -75,7 +75,7 @@ def test_a_result_racing_the_expiry_ends_one_way_only(postgres, sumsub, sandbox_
     sweep_shipments()
 
     v = Verification.objects.get(pk=v.pk)
-    shipped = SandboxCall.objects.filter(method="ship", response__ok=True).count()
+    shipped = SandboxCall.objects.filter(method="ship_virtual", response__ok=True).count()
     closed = SandboxCall.objects.filter(method="close", response__ok=True).count()
     assert shipped + closed == 1
     expected = {"approved": ("shipped", "shipped"), "expired": ("closed", "closed")}[v.status]
