@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView
 
 from common.views import healthz
 from orders import webhooks as order_webhooks
+from payments import webhooks as payment_webhooks
 
 admin.site.site_header = "闲鱼运营后台"
 admin.site.site_title = "xianyu-ops"
@@ -14,9 +15,11 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("webhooks/xianguanjia/", order_webhooks.xianguanjia, name="webhook-xianguanjia"),
     path("webhooks/goofish/", order_webhooks.goofish, name="webhook-goofish"),
+    path("webhooks/alipay/", payment_webhooks.alipay, name="webhook-alipay"),
     path("", include("shipping.urls")),
     path("healthz/", healthz, name="healthz"),
     path("api/v1/", include("orders.api")),
+    path("api/v1/", include("payments.api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
 ]
 
