@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -60,14 +61,16 @@ def load_key(value: str, *, what: str) -> str:
         raise ConfigurationError(f"alipay: {what} is not set")
     if "-----BEGIN" in value:
         return value
-    if len(value) < 1024 and ("/" in value or value.endswith(".pem")):
+    looks_base64 = len(value) >= 64 and re.fullmatch(r"[A-Za-z0-9+/=\s]+", value) is not None
+    if not looks_base64 and len(value) < 1024:
         path = Path(value)
         if not path.is_absolute():
             path = Path(settings.BASE_DIR) / path
         try:
             return path.read_text().strip()
         except OSError as exc:
-            raise ConfigurationError(f"alipay: {what}: cannot read {value} ({exc.__class__.__name__})") from exc
+            raise ConfigurationError(f"alipay: {what}: neither a key nor a readable file "
+                                     f"({exc.__class__.__name__})") from exc
     try:
         der = base64.b64decode(value, validate=True)
     except ValueError as exc:

@@ -208,7 +208,7 @@ class FakeAlipayGateway:
             self._send(t.get("notify_url") or self.default_notify_url, params)
         return params
 
-    def notification(self, out_trade_no: str, **overrides: str) -> dict[str, str]:
+    def notification(self, out_trade_no: str, /, **overrides: str) -> dict[str, str]:
         """A `trade_status_sync` notification for the trade's current state, signed (overrides are applied
         before signing; pass `sign=` to replace the signature after)."""
         t = self.trades[out_trade_no]
@@ -233,7 +233,7 @@ class FakeAlipayGateway:
         params = {k: v for k, v in params.items() if v != ""}
         return self.sign_notification(params, sign=sign)
 
-    def app_auth_notification(self, batch_no: str, **overrides: str) -> dict[str, str]:
+    def app_auth_notification(self, batch_no: str, /, **overrides: str) -> dict[str, str]:
         b = self.batches[batch_no]
         auth = b["auth"]
         detail = {k: auth[k] for k in ("app_auth_token", "app_refresh_token", "user_id", "auth_app_id",

@@ -141,12 +141,12 @@ def merchant_app_auth_notice(params: dict[str, str], *, now: datetime | None = N
     user_id = str(detail.get("user_id") or "")
     if not user_id or not detail.get("app_auth_token"):
         raise PaymentsError("open_app_auth_notify: no user_id or app_auth_token")
+    if not Merchant.objects.filter(alipay_user_id=user_id).exists():
+        FacetofaceApplication.objects.filter(status__in=POLLED, work_state=Work.WAITING).update(
+            due_at=now or timezone.now())
+        raise PaymentsError(f"no merchant with Alipay user id {user_id} yet: applications queried, retry later")
     with transaction.atomic():
         m = lock_one(Merchant.objects.all(), alipay_user_id=user_id)
-        if m is None:
-            now = now or timezone.now()
-            FacetofaceApplication.objects.filter(status__in=POLLED, work_state=Work.WAITING).update(due_at=now)
-            raise PaymentsError(f"no merchant with Alipay user id {user_id} yet: applications queried, retry later")
         merchant_store_tokens(merchant=m, node=detail, now=now)
         ok = m.applications.filter(status=ApplicationStatus.SUCCESS).exists()
     return f"merchant {m.pk} authorised{'' if ok else ' (no onboarded application yet)'}"

@@ -95,3 +95,26 @@ def deliver_all() -> list:
 
 def mails_to(address: str, subject_contains: str = "") -> list:
     return [m for m in mail.outbox if address in m.to and subject_contains in m.subject]
+
+
+@pytest.fixture
+def onboarded(fake, merchant):
+    """The merchant, authorised: the fake issued it an app_auth_token, stored as Alipay grants it."""
+    from payments.services.merchants import merchant_store_tokens
+
+    grant = fake.issue_token(user_id="2088000000000077")
+    return merchant_store_tokens(merchant=merchant, node=grant)
+
+
+@pytest.fixture
+def trade(onboarded):
+    from payments.services.trades import trade_create
+
+    return trade_create(merchant=onboarded, subject="测试商品", total_amount="100.00")
+
+
+def post_notification(client, params: dict, **extra):
+    from urllib.parse import urlencode
+
+    return client.post("/webhooks/alipay/", data=urlencode(params), **extra,
+                       content_type="application/x-www-form-urlencoded; charset=utf-8")
