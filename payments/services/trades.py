@@ -68,8 +68,11 @@ def _queryset():
     return Trade.objects.select_related("merchant")
 
 
-def trade_create(*, merchant: Merchant, subject, total_amount, user=None, now: datetime | None = None) -> Trade:
-    """Staff: a face-to-face trade for an onboarded merchant, precreated at once (its QR code)."""
+def trade_create(*, merchant: Merchant, subject, total_amount, user=None, precreate: bool = True,
+                 now: datetime | None = None) -> Trade:
+    """Staff: a face-to-face trade for an onboarded merchant, precreated at once (its QR code) unless
+    `precreate=False` (the caller is inside a transaction: it runs `trade_check` after commit; the sweeper
+    would too)."""
     now = now or timezone.now()
     subject = clean_text(subject, field=_("Subject"), max_length=256)
     amount = parse_amount(total_amount, field=_("Amount"))
@@ -79,7 +82,8 @@ def trade_create(*, merchant: Merchant, subject, total_amount, user=None, now: d
     trade = Trade.objects.create(merchant=merchant, out_trade_no=new_out_trade_no(), subject=subject,
                                  total_amount=amount, created_by=user, check_state=Work.WAITING, check_due_at=now,
                                  expires_at=now + timedelta(minutes=settings.ALIPAY_TRADE_TIMEOUT_MINUTES))
-    trade_check(trade_id=trade.pk, now=now)
+    if precreate:
+        trade_check(trade_id=trade.pk, now=now)
     return _queryset().get(pk=trade.pk)
 
 
