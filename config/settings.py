@@ -221,7 +221,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
 }
-SPECTACULAR_SETTINGS = {"TITLE": "xianyu-ops API", "VERSION": "1.0.0"}
+SPECTACULAR_SETTINGS = {"TITLE": "xianyu-ops API", "VERSION": "1.0.0",
+                        "ENUM_NAME_OVERRIDES": {"FacetofaceStatusEnum": "payments.models.ApplicationStatus"}}
 
 # --- Production hardening (manage.py check --deploy) -------------------------------------------
 if not DEBUG:

@@ -26,6 +26,7 @@ from rest_framework.routers import DefaultRouter
 from common.admin_mixins import can_view_pii
 from common.fields import mask
 
+from . import selectors
 from .models import PICTURE_FIELDS, AlipayCall, ApplicationStatus, FacetofaceApplication
 from .services.base import PaymentsError
 from .services.merchants import merchant_upsert
@@ -76,7 +77,7 @@ class ApplicationDetailSerializer(ApplicationSerializer):
 
     @extend_schema_field(AlipayCallSerializer(many=True))
     def get_alipay_calls(self, obj) -> list[dict]:
-        return AlipayCallSerializer(obj.alipay_calls.order_by("-created_at", "-pk")[:100], many=True).data
+        return AlipayCallSerializer(selectors.application_calls(obj), many=True).data
 
 
 class ApplySerializer(serializers.Serializer):
@@ -123,35 +124,24 @@ class ApplicationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         return ApplicationSerializer
 
     def get_queryset(self):
-        qs = FacetofaceApplication.objects.order_by("-created_at", "-pk")
         if self.action != "list":
-            return qs
+            return FacetofaceApplication.objects.all()
         params = self.request.query_params
-        status_ = params.get("status")
-        if status_:
-            if status_ not in ApplicationStatus.values:
-                raise ValidationError({"status": f"choose from {', '.join(ApplicationStatus.values)}"})
-            qs = qs.filter(status=status_)
-        attention = params.get("attention")
-        if attention in ("true", "1"):
-            qs = qs.filter(needs_attention=True)
-        elif attention in ("false", "0"):
-            qs = qs.filter(needs_attention=False)
-        elif attention:
+        status_ = params.get("status") or None
+        if status_ is not None and status_ not in ApplicationStatus.values:
+            raise ValidationError({"status": f"choose from {', '.join(ApplicationStatus.values)}"})
+        attention = {"true": True, "1": True, "false": False, "0": False, None: None, "": None}.get(
+            params.get("attention"), "bad")
+        if attention == "bad":
             raise ValidationError({"attention": "true or false"})
-        merchant = params.get("merchant")
-        if merchant:
-            if not merchant.isdigit() or len(merchant) > 18:
-                raise ValidationError({"merchant": "a merchant id"})
-            qs = qs.filter(merchant_id=int(merchant))
+        merchant = params.get("merchant") or ""
+        if merchant and (not merchant.isdigit() or len(merchant) > 18):
+            raise ValidationError({"merchant": "a merchant id"})
         q = (params.get("q") or "").strip()
-        if q:
-            if len(q) > 100 or "\x00" in q:
-                raise ValidationError({"q": "at most 100 characters"})
-            from django.db.models import Q
-
-            qs = qs.filter(Q(merchant_name__icontains=q) | Q(shop_name__icontains=q))
-        return qs
+        if len(q) > 100 or "\x00" in q:
+            raise ValidationError({"q": "at most 100 characters"})
+        return selectors.applications(status=status_, attention=attention, merchant_id=int(merchant) if merchant
+                                      else None, q=q)
 
     @extend_schema(parameters=[
         OpenApiParameter("status", OpenApiTypes.STR, enum=ApplicationStatus.values),

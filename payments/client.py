@@ -60,7 +60,7 @@ def load_key(value: str, *, what: str) -> str:
     if not value:
         raise ConfigurationError(f"alipay: {what} is not set")
     if "-----BEGIN" in value:
-        return value
+        return value[value.index("-----BEGIN"):]
     looks_base64 = len(value) >= 64 and re.fullmatch(r"[A-Za-z0-9+/=\s]+", value) is not None
     if not looks_base64 and len(value) < 1024:
         path = Path(value)
@@ -209,7 +209,9 @@ class AlipayClient(SignedClient):
         else:
             signed = False
         if str(node.get("code")) != SUCCESS:
-            raise classify(method, node)
+            error = classify(method, node)
+            error.verified = signed   # a failure Alipay signed (and we verified) proves keys and gateway work
+            raise error
         if not signed:
             raise ConfigurationError(f"alipay {method}: success answer without a signature", outcome_unknown=True,
                                      payload=node)

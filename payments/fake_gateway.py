@@ -253,6 +253,20 @@ class FakeAlipayGateway:
             self.alipay_private_key, signing_text(params, drop=("sign", "sign_type")))
         return params
 
+    def dump(self) -> dict:
+        """The fake's state as JSON-ready data (the runnable fake keeps it across restarts)."""
+        with self._state_lock:
+            return json.loads(json.dumps({
+                "batches": self.batches, "trades": self.trades, "tokens": self.tokens,
+                "refresh_tokens": self.refresh_tokens, "auth_codes": self.auth_codes,
+                "seq": next(self._seq)}, default=str))
+
+    def load(self, state: dict) -> None:
+        with self._state_lock:
+            for name in ("batches", "trades", "tokens", "refresh_tokens", "auth_codes"):
+                getattr(self, name).update(state.get(name) or {})
+            self._seq = itertools.count(int(state.get("seq") or 1))
+
     def refunded_total(self, out_trade_no: str) -> Decimal:
         return self._refunded(self.trades[out_trade_no])
 

@@ -14,8 +14,9 @@ from django.utils.translation import gettext_lazy as _
 from common.admin_mixins import InboxEventAdmin, ReadOnlyAdminMixin
 
 from ..models import AlipayInboxEvent, Merchant, Refund, TokenState, Trade
+from ..selectors import refundable
 from ..services.base import PaymentsError
-from ..services.refunds import refund_check_now, refund_request, refundable
+from ..services.refunds import refund_check_now, refund_request
 from ..services.trades import parse_amount, trade_check, trade_create
 from .base import badge, report
 from .onboarding import AlipayCallInline

@@ -30,7 +30,8 @@ from common.http import ConfigurationError, PlatformError
 from common.locks import lock_one
 
 from ..client import BEIJING
-from ..models import HOLDING, Refund, RefundStatus, Trade, TradeStatus
+from ..models import Refund, RefundStatus, Trade, TradeStatus
+from ..selectors import refundable
 from . import calls
 from .base import LEASE, PaymentsError, clean_text, retry_in
 from .trades import parse_amount
@@ -46,12 +47,6 @@ class RefundError(PaymentsError):
 
 def new_out_request_no() -> str:
     return f"RF{timezone.now().astimezone(BEIJING):%Y%m%d%H%M%S}{secrets.token_hex(5).upper()}"
-
-
-def refundable(trade: Trade) -> Decimal:
-    """What may still be refunded: the paid amount less every refund that is not failed."""
-    held = trade.refunds.filter(status__in=HOLDING).aggregate(s=Sum("amount"))["s"] or Decimal("0")
-    return trade.total_amount - held
 
 
 def refund_request(*, trade_id: int, amount=None, reason, user=None, send: bool = True,

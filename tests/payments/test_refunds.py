@@ -11,8 +11,9 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 
 from payments.models import Refund, Trade
+from payments.selectors import refundable
 from payments.services.base import PaymentsError
-from payments.services.refunds import RefundError, refund_check_now, refund_request, refundable
+from payments.services.refunds import RefundError, refund_check_now, refund_request
 from payments.tasks import sweep_trades
 
 from .conftest import post_notification
