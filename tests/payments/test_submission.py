@@ -175,17 +175,17 @@ def test_gives_up_after_the_configured_number_of_batches(fake, application, sett
 
 
 def test_a_worker_killed_after_sign_is_taken_over_and_starts_a_clean_batch(fake, application, clock, monkeypatch):
-    real = onboarding._record
+    real = onboarding.record
 
     def killed(app, job, answer, error, now):
         if job.action == "sign":
             raise SystemExit("worker killed")
         return real(app, job, answer, error, now)
 
-    monkeypatch.setattr(onboarding, "_record", killed)
+    monkeypatch.setattr(onboarding, "record", killed)
     with pytest.raises(SystemExit):
         application_submit(application_id=application.pk)
-    monkeypatch.setattr(onboarding, "_record", real)  # (undo() would also stop the clock's time travel)
+    monkeypatch.setattr(onboarding, "record", real)  # (undo() would also stop the clock's time travel)
     app = get(application)
     assert (app.status, app.work_state, app.submit_step) == ("submitting", "busy", "sign")
 
