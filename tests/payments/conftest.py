@@ -38,6 +38,12 @@ def configure(settings, fake) -> None:
     settings.ALIPAY_APP_PRIVATE_KEY = k["app_private"]
     settings.ALIPAY_PUBLIC_KEY = k["alipay_public"]
     settings.ALIPAY_NOTIFY_URL = "https://ops.example/webhooks/alipay/"
+    # The schedule the tests assert (whatever a local .env says, e.g. after `fake_alipay --write-dotenv`).
+    settings.ALIPAY_POLL_FIRST_DELAY_SECONDS, settings.ALIPAY_POLL_INTERVAL_SECONDS = 300, 4 * 3600
+    settings.ALIPAY_AUDIT_OVERDUE_HOURS, settings.ALIPAY_BATCH_TTL_SECONDS = 24, 3600
+    settings.ALIPAY_SUBMIT_MAX_BATCHES, settings.ALIPAY_REFUND_MAX_ATTEMPTS = 3, 8
+    settings.ALIPAY_TRADE_TIMEOUT_MINUTES, settings.ALIPAY_TRADE_QUERY_DELAY_SECONDS = 120, 300
+    settings.ALIPAY_TOKEN_REFRESH_BEFORE_HOURS = 7 * 24
 
 
 @pytest.fixture
