@@ -74,7 +74,9 @@ def reject(request: HttpRequest, *, source: str, reason: str, body: bytes) -> No
     RejectedWebhook.objects.create(
         source=source, reason=reason[:255], remote_addr=client_ip(request),
         path=request.get_full_path()[:512], headers=pick_headers(request),
-        body_excerpt=body[: RejectedWebhook.EXCERPT_BYTES].decode("utf-8", "replace"), body_size=len(body),
+        # NUL cannot be stored in PostgreSQL text: a hostile body must still leave its (bounded) evidence.
+        body_excerpt=body[: RejectedWebhook.EXCERPT_BYTES].decode("utf-8", "replace").replace("\x00", "\ufffd"),
+        body_size=len(body),
     )
     log.warning("webhook %s rejected from %s: %s", source, client_ip(request), reason)
     webhook_rejected.send(sender=RejectedWebhook, source=source, reason=reason, remote_addr=client_ip(request))
