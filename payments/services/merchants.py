@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime, timedelta
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db import transaction
@@ -18,6 +19,7 @@ from django.utils.translation import gettext as _
 
 from common.due import DueWork
 from common.http import ConfigurationError, PlatformError
+from common.inbox import Ignored
 from common.locks import lock_one
 
 from ..models import POLLED, ApplicationStatus, FacetofaceApplication, Merchant, TokenState, Work
@@ -130,15 +132,18 @@ def merchant_exchange_code(*, merchant_id: int, code: str, now: datetime | None 
         return merchant_store_tokens(merchant=m, node=answer.node, now=now)
 
 
-def merchant_app_auth_notice(params: dict[str, str], *, now: datetime | None = None) -> str:
+def merchant_app_auth_notice(params: dict[str, str], *, event=None, now: datetime | None = None) -> str:
     """Handler of `open_app_auth_notify`: the merchant authorised our app (after confirming a
     sign-and-authorise application). Matched by the merchant's Alipay user id; if no merchant has it yet
-    (our next query learns it), the submitted applications are queried now and the event is retried."""
+    (our next query learns it), the submitted applications are queried now and the event is retried. Once the
+    tokens are stored (encrypted) on the merchant, the stored notice keeps them masked only."""
     try:
         detail = json.loads(params.get("biz_content") or "{}").get("detail") or {}
     except (ValueError, AttributeError) as exc:
         raise PaymentsError("open_app_auth_notify: biz_content is not a JSON object") from exc
     user_id = str(detail.get("user_id") or "")
+    if "*" in str(detail.get("app_auth_token") or ""):
+        raise Ignored("already applied: the stored notice keeps the tokens masked")
     if not user_id or not detail.get("app_auth_token"):
         raise PaymentsError("open_app_auth_notify: no user_id or app_auth_token")
     if not Merchant.objects.filter(alipay_user_id=user_id).exists():
@@ -149,6 +154,11 @@ def merchant_app_auth_notice(params: dict[str, str], *, now: datetime | None = N
         m = lock_one(Merchant.objects.all(), alipay_user_id=user_id)
         merchant_store_tokens(merchant=m, node=detail, now=now)
         ok = m.applications.filter(status=ApplicationStatus.SUCCESS).exists()
+        if event is not None:
+            biz = json.loads(params["biz_content"])
+            biz["detail"] = calls.redacted(detail)
+            masked = {**params, "biz_content": json.dumps(biz, ensure_ascii=False, separators=(",", ":"))}
+            type(event).objects.filter(pk=event.pk).update(body=urlencode(masked))
     return f"merchant {m.pk} authorised{'' if ok else ' (no onboarded application yet)'}"
 
 

@@ -238,7 +238,7 @@ def alipay_event_handle(event) -> str:
     if kind == "open_app_auth_notify":
         from .merchants import merchant_app_auth_notice
 
-        return merchant_app_auth_notice(params)
+        return merchant_app_auth_notice(params, event=event)
     if kind != "trade_status_sync":
         raise Ignored(f"notify_type {kind!r} is not handled")
     from .refunds import refund_confirmed_by_notice

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 
-from payments.models import AlipayInboxEvent, Merchant
+from payments.models import AlipayCall, AlipayInboxEvent, Merchant
 from payments.services.base import PaymentsError
 from payments.services.merchants import merchant_exchange_code, merchant_store_tokens
 from payments.services.onboarding import application_submit
@@ -48,9 +48,19 @@ def test_authorisation_notice_after_confirmation_authorises_the_merchant(
 
     sweep_inbox()
     m = Merchant.objects.get(pk=app.merchant_id)
-    assert AlipayInboxEvent.objects.get().status == "processed"
+    event = AlipayInboxEvent.objects.get()
+    assert event.status == "processed"
     assert m.can_trade and m.app_auth_token == fake.batches[app.batch_no]["auth"]["app_auth_token"]
     assert m.token_state == "active" and m.token_refresh_at == m.token_expires_at - timedelta(days=7)
+    # the tokens are kept encrypted on the merchant only: not in the stored notice, not in any call log
+    assert m.app_auth_token not in event.body and m.app_refresh_token not in event.body
+    assert not AlipayCall.objects.filter(answer__icontains=m.app_auth_token[-12:]).exists()
+    # an operator replaying the notice changes nothing
+    from common.inbox import process
+    from payments.services.trades import alipay_event_handle
+
+    assert process(AlipayInboxEvent, event.pk, alipay_event_handle, force=True) == "ignored"
+    assert Merchant.objects.get(pk=m.pk).app_auth_token == m.app_auth_token
 
 
 def test_staff_exchange_an_authorisation_code(fake, merchant):
@@ -64,6 +74,16 @@ def test_staff_exchange_an_authorisation_code(fake, merchant):
     other = fake.issue_auth_code(user_id="2088000000000999")
     with pytest.raises(PaymentsError, match="2088000000000999"):
         merchant_exchange_code(merchant_id=merchant.pk, code=other)
+
+
+def test_refreshed_tokens_are_not_logged_in_clear(clock, fake, merchant):
+    grant = fake.issue_token(user_id="2088000000000077", expires_in=86400)
+    merchant_store_tokens(merchant=merchant, node=grant)
+    sweep_tokens()
+    m = Merchant.objects.get(pk=merchant.pk)
+    [call] = AlipayCall.objects.filter(method=TOKEN)
+    assert call.outcome == "ok" and m.app_auth_token not in str(call.answer)
+    assert m.app_refresh_token not in str(call.answer) and call.answer["app_auth_token"].startswith("fak")
 
 
 def test_token_is_refreshed_before_it_expires(clock, fake, merchant):
