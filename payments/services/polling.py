@@ -30,6 +30,7 @@ def with_merchant():
 
 
 def record_query(app, answer, error, now, *, count: bool = True) -> None:
+    """Store one status query's outcome on the locked application and schedule the next one."""
     if count:
         app.query_count += 1
     app.last_query_at = now
