@@ -29,7 +29,13 @@ ROLES: dict[str, dict] = {
     "finance": {
         "label": "财务",
         "perms": ["orders.view_order", "orders.view_orderevent", "orders.view_product",
-                  "accounts.view_shop", "notifications.view_delivery"],
+                  "accounts.view_shop", "notifications.view_delivery",
+                  # payments: onboarding merchants, trades and refunds (payments app)
+                  "payments.view_merchant", "payments.add_merchant", "payments.change_merchant",
+                  "payments.view_facetofaceapplication", "payments.add_facetofaceapplication",
+                  "payments.change_facetofaceapplication", "payments.view_alipaycall",
+                  "payments.view_trade", "payments.add_trade", "payments.refund_trade", "payments.view_refund",
+                  "payments.view_alipayinboxevent"],
     },
     "admin": {"label": "管理员", "perms": "__all__"},
 }

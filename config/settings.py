@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     # kyc before shipping: the order hooks run in app order, and the lock order is verification → shipment.
     "kyc",
     "shipping",
+    "payments",
 ]
 
 MIDDLEWARE = [
@@ -188,6 +189,26 @@ ALIPAY_APP_ID = env.str("ALIPAY_APP_ID", default="")
 ALIPAY_APP_PRIVATE_KEY = env.str("ALIPAY_APP_PRIVATE_KEY", default="")
 ALIPAY_PUBLIC_KEY = env.str("ALIPAY_PUBLIC_KEY", default="")
 
+# --- Payments (Alipay ISV: onboarding, trades, refunds) -----------------------------------------
+# Where Alipay posts its asynchronous notifications (our /webhooks/alipay/).
+ALIPAY_NOTIFY_URL = env.str("ALIPAY_NOTIFY_URL", default=f"{PUBLIC_BASE_URL}/webhooks/alipay/")
+# Onboarding polls (seed 001): first query 5 minutes after submitting, then every 4 hours.
+ALIPAY_POLL_FIRST_DELAY_SECONDS = env.int("ALIPAY_POLL_FIRST_DELAY_SECONDS", default=300)
+ALIPAY_POLL_INTERVAL_SECONDS = env.int("ALIPAY_POLL_INTERVAL_SECONDS", default=4 * 3600)
+# An application still under review this long after submitting is flagged and staff are notified once.
+ALIPAY_AUDIT_OVERDUE_HOURS = env.int("ALIPAY_AUDIT_OVERDUE_HOURS", default=24)
+# Life of an `init` batch (alipay.open.agent.create), and how many batches one submission may open.
+ALIPAY_BATCH_TTL_SECONDS = env.int("ALIPAY_BATCH_TTL_SECONDS", default=3600)
+ALIPAY_SUBMIT_MAX_BATCHES = env.int("ALIPAY_SUBMIT_MAX_BATCHES", default=3)
+# Trades: QR code life (timeout_express), first status query when no notification came.
+ALIPAY_TRADE_TIMEOUT_MINUTES = env.int("ALIPAY_TRADE_TIMEOUT_MINUTES", default=120)
+ALIPAY_TRADE_QUERY_DELAY_SECONDS = env.int("ALIPAY_TRADE_QUERY_DELAY_SECONDS", default=300)
+ALIPAY_REFUND_MAX_ATTEMPTS = env.int("ALIPAY_REFUND_MAX_ATTEMPTS", default=8)
+# Refresh a merchant's app authorisation token this long before it expires.
+ALIPAY_TOKEN_REFRESH_BEFORE_HOURS = env.int("ALIPAY_TOKEN_REFRESH_BEFORE_HOURS", default=7 * 24)
+# Uploaded files (application pictures): private, never served as static media.
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
+
 # Outbound HTTP: (connect, read) seconds.
 PLATFORM_HTTP_TIMEOUT = (env.float("PLATFORM_CONNECT_TIMEOUT", default=5.0),
                          env.float("PLATFORM_READ_TIMEOUT", default=15.0))
@@ -246,6 +267,7 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "xianyu-ops API", "VERSION": "1.0.0",
+    "ENUM_NAME_OVERRIDES": {"FacetofaceStatusEnum": "payments.models.ApplicationStatus"},
     # The schema describes the staff API: staff only, like the API itself.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAdminUser"],
 }

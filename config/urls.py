@@ -7,6 +7,7 @@ from common.views import healthz
 from kyc import webhooks as kyc_webhooks
 from kyc.miniapp import MiniappOrderView
 from orders import webhooks as order_webhooks
+from payments import webhooks as payment_webhooks
 
 admin.site.site_header = "闲鱼运营后台"
 admin.site.site_title = "xianyu-ops"
@@ -17,11 +18,13 @@ urlpatterns = [
     path("webhooks/xianguanjia/", order_webhooks.xianguanjia, name="webhook-xianguanjia"),
     path("webhooks/goofish/", order_webhooks.goofish, name="webhook-goofish"),
     path("webhooks/sumsub/", kyc_webhooks.sumsub_webhook, name="webhook-sumsub"),
+    path("webhooks/alipay/", payment_webhooks.alipay, name="webhook-alipay"),
     path("", include("shipping.urls")),
     path("", include("kyc.urls")),
     path("healthz/", healthz, name="healthz"),
     path("api/v1/miniapp/orders/", MiniappOrderView.as_view(), name="miniapp-orders"),
     path("api/v1/", include("orders.api")),
+    path("api/v1/", include("payments.api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
 ]
 

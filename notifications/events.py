@@ -82,11 +82,20 @@ EVENTS: dict[str, Event] = {e.key: e for e in [
           "然后在「实名认证」中标记为已关闭。",
           sample={**_SHOP, "order": "3001", "why": "实名认证未通过", "error": "闲管家不提供关闭订单接口"}),
     Event("merchant.status_changed", "商户进件状态变更", "商户 {{ merchant }} 状态变更",
-          "商户 {{ merchant }} 的进件状态由 {{ old_status }} 变为 {{ new_status }}。{{ note }}",
-          sample={"merchant": "示例商户", "old_status": "审核中", "new_status": "已通过", "note": ""}),
+          "商户 {{ merchant }}{% if shop_name %}（{{ shop_name }}）{% endif %}的进件状态由 {{ old_status }} 变为 "
+          "{{ new_status }}。{{ note }}",
+          sample={"merchant": "示例商户", "shop_name": "示例门店", "application": 1, "old_status": "审核中",
+                  "new_status": "已通过", "note": ""}),
     Event("merchant.audit_overdue", "商户审核超时", "商户 {{ merchant }} 审核超时",
-          "商户 {{ merchant }} 已提交 {{ days }} 天仍未审核完成，请跟进。",
-          sample={"merchant": "示例商户", "days": 3}),
+          "商户 {{ merchant }}{% if shop_name %}（{{ shop_name }}）{% endif %}已提交 {{ days }} 天仍未审核完成"
+          "{% if order_no %}（申请单 {{ order_no }}）{% endif %}，请跟进。",
+          sample={"merchant": "示例商户", "shop_name": "示例门店", "application": 1, "days": 1.2,
+                  "order_no": "2026000000000001"}),
+    Event("merchant.confirm_requested", "当面付开通确认链接（商户）", "请确认支付宝当面付开通申请",
+          "{{ merchant }} 您好：{% if shop_name %}「{{ shop_name }}」的{% endif %}支付宝当面付开通申请已审核通过，"
+          "请在 15 天内用支付宝打开以下链接确认：{{ url }}",
+          audience=BUYER, sample={"merchant": "示例商户", "shop_name": "示例门店",
+                                  "url": "https://example.com/confirm/1", "application": 1}),
     Event("security.webhook_rejected", "回调被拒绝（安全告警）", "安全告警：{{ source }} 回调被拒绝",
           "来源 {{ source }} 的回调被拒绝 {{ count }} 次（自上次告警以来）。最近一次：{{ reason }}，"
           "来自 {{ remote_addr }}。",
