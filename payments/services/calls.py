@@ -8,7 +8,6 @@ import logging
 import time
 from collections.abc import Callable
 
-from common.fields import mask
 from common.http import ConfigurationError, PlatformError
 
 from ..client import AlipayClient, Answer, get_client, node_of
@@ -18,6 +17,8 @@ log = logging.getLogger(__name__)
 
 
 SECRET_KEYS = ("app_auth_token", "app_refresh_token")
+# What a logged answer or stored notice holds in place of a token (fixed text, whatever the language).
+REDACTED = "[redacted]"
 
 
 def redacted(node: dict) -> dict:
@@ -25,7 +26,7 @@ def redacted(node: dict) -> dict:
     out = {}
     for key, value in node.items():
         if key in SECRET_KEYS and value:
-            out[key] = mask(str(value), keep=3)
+            out[key] = REDACTED
         elif isinstance(value, dict):
             out[key] = redacted(value)
         else:

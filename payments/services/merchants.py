@@ -142,7 +142,7 @@ def merchant_app_auth_notice(params: dict[str, str], *, event=None, now: datetim
     except (ValueError, AttributeError) as exc:
         raise PaymentsError("open_app_auth_notify: biz_content is not a JSON object") from exc
     user_id = str(detail.get("user_id") or "")
-    if "*" in str(detail.get("app_auth_token") or ""):
+    if detail.get("app_auth_token") == calls.REDACTED:
         raise Ignored("already applied: the stored notice keeps the tokens masked")
     if not user_id or not detail.get("app_auth_token"):
         raise PaymentsError("open_app_auth_notify: no user_id or app_auth_token")
