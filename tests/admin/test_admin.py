@@ -37,6 +37,7 @@ from orders.models import (
     SandboxOrder,
     StockMovement,
 )
+from payments.models import AlipayCall, AlipayInboxEvent, FacetofaceApplication, Merchant, Refund, Trade
 from shipping.models import CardCode, DeliveryView, Handover, Shipment
 
 pytestmark = pytest.mark.django_db
@@ -116,6 +117,23 @@ def data():
     SumsubInboxEvent.objects.create(source="sumsub", key="sha256:sweep", topic="applicantPending",
                                     applicant_id="app-1", body='{"type": "applicantPending"}')
     BuyerMessage.objects.create(verification=verification, kind="link", text=f"请完成认证：{verification.url}")
+
+    # Payments: a merchant with its tokens and contacts, an application, the Alipay call log, a trade, a refund
+    # and a stored notification.
+    merchant = Merchant.objects.create(name="杭州小店", alipay_account="boss@merchant.example", contact_name="李经理",
+                                       contact_mobile=PHONE, contact_email=EMAIL, app_auth_token=ACCESS_TOKEN,
+                                       app_refresh_token=SESSION, alipay_user_id="2088000000000001")
+    application = FacetofaceApplication.objects.create(
+        merchant=merchant, merchant_name="杭州小店", shop_name="古墩路店", province_code="330000",
+        city_code="330100", district_code="330110", shop_address="古墩路88号", mcc_code="B0001",
+        business_license_mobile=PHONE)
+    AlipayCall.objects.create(method="alipay.open.agent.order.query", outcome="ok", code="10000",
+                              request={"batch_no": "B1"}, answer={"order_status": "MERCHANT_AUDITING"},
+                              merchant=merchant, application=application)
+    trade = Trade.objects.create(merchant=merchant, out_trade_no="T-1", subject="会员卡", total_amount=Decimal("9.90"))
+    Refund.objects.create(trade=trade, out_request_no="R-1", amount=Decimal("1.00"), reason="买家申请")
+    AlipayInboxEvent.objects.create(source="alipay", key="notify-1", topic="trade_status_sync",
+                                    body="notify_id=notify-1&out_trade_no=T-1&buyer_logon_id=" + PHONE)
 
     return {"shop": shop, "product": product, "buyer": buyer, "order": order, "shipment": shipment, "code": code,
             "queued": queued}
