@@ -1,5 +1,5 @@
-"""Row locks, always in one order (DESIGN.md §4.3): order → verification → shipment → card codes → product,
-several rows of one kind in primary-key order.
+"""Row locks, always in one order (DESIGN.md §4.3): order → verification → shipment → card codes → product
+(and, in payments, trade → refund), several rows of one kind in primary-key order.
 
 Every service takes its row locks through `lock_rows` / `lock_one`. Within one transaction the helper
 remembers the highest rank locked so far and refuses (LockOrderError) a lock of a lower rank: two services
@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from django.db import connections, router, transaction
 
-LOCK_ORDER = ("orders.Order", "kyc.Verification", "shipping.Shipment", "shipping.CardCode", "orders.Product")
+LOCK_ORDER = ("orders.Order", "kyc.Verification", "shipping.Shipment", "shipping.CardCode", "orders.Product",
+              # payments never holds these together with the order side: a trade before its refunds.
+              "payments.Trade", "payments.Refund")
 _RANK = {label: i for i, label in enumerate(LOCK_ORDER)}
 
 
