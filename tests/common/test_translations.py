@@ -157,6 +157,7 @@ def test_the_extraction_sees_the_project_s_strings():
     assert ("shipping/forms.py", "Courier") in python
     templates = {(rel, msgid) for rel, _, _, msgid, _ in template_msgids()}
     assert ("accounts/templates/registration/locked_out.html", "Login locked") in templates
+    assert ("templates/includes/language_switch.html", "Language") in templates
 
 
 def test_every_msgid_in_the_python_code_has_a_chinese_translation():
