@@ -68,6 +68,11 @@ def test_an_english_browser_gets_the_chinese_admin_not_a_mixed_page(staff, order
     assert "待发货" in html and "Ready to ship" not in html
 
 
+def test_a_form_error_page_is_titled_in_chinese(staff):
+    response = staff.post("/admin/accounts/shop/add/", {"name": ""})
+    assert response.status_code == 200 and "<title>错误： " in response.content.decode()
+
+
 def test_the_switch_turns_the_admin_english_and_back(staff, order):
     response = choose(staff, "en", "/admin/orders/order/")
     assert response.status_code == 302 and response["Location"] == "/admin/orders/order/"
