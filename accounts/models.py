@@ -1,6 +1,7 @@
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from common.fields import EncryptedTextField
 
@@ -9,34 +10,34 @@ class User(AbstractUser):
     """Staff user. Roles are groups (manage.py setup_roles)."""
 
     class Meta(AbstractUser.Meta):
-        verbose_name = _("员工")
-        verbose_name_plural = _("员工")
-        permissions = [("view_pii", _("可查看个人信息与密钥明文"))]
+        verbose_name = _("staff member")
+        verbose_name_plural = _("staff members")
+        permissions = [("view_pii", _("Can view personal data and secrets in clear"))]
 
 
 class Platform(models.TextChoices):
-    GOOFISH = "goofish", _("闲鱼开放平台")
-    XIANGUANJIA = "xianguanjia", _("闲管家")
-    SANDBOX = "sandbox", _("沙箱（本地模拟）")
+    GOOFISH = "goofish", _("Xianyu open platform")
+    XIANGUANJIA = "xianguanjia", _("Xianguanjia")
+    SANDBOX = "sandbox", _("Sandbox (local simulation)")
 
 
 class Shop(models.Model):
     """A seller account on a platform, with the adapter that talks to it and its credentials."""
 
-    platform = models.CharField(_("平台"), max_length=16, choices=Platform.choices)
-    name = models.CharField(_("店铺名称"), max_length=100)
+    platform = models.CharField(_("platform"), max_length=16, choices=Platform.choices)
+    name = models.CharField(pgettext_lazy("shop", "name"), max_length=100)
     app_key = models.CharField(_("App Key"), max_length=64, db_index=True)
     app_secret = EncryptedTextField(_("App Secret"))
-    session_token = EncryptedTextField(_("授权令牌"), blank=True, default="")
-    session_expires_at = models.DateTimeField(_("令牌过期时间"), null=True, blank=True)
-    seller_id = models.CharField(_("卖家 ID"), max_length=64, blank=True)
-    is_active = models.BooleanField(_("启用"), default=True)
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
-    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+    session_token = EncryptedTextField(_("session token"), blank=True, default="")
+    session_expires_at = models.DateTimeField(_("token expires at"), null=True, blank=True)
+    seller_id = models.CharField(_("seller ID"), max_length=64, blank=True)
+    is_active = models.BooleanField(_("enabled"), default=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
-        verbose_name = _("店铺")
-        verbose_name_plural = _("店铺")
+        verbose_name = _("shop")
+        verbose_name_plural = _("shops")
         ordering = ["name"]
         constraints = [
             models.UniqueConstraint(fields=["platform", "app_key"], name="shop_unique_platform_app_key"),
@@ -53,19 +54,19 @@ class Shop(models.Model):
 class BuyerIdentity(models.Model):
     """A buyer as a platform knows them. Tokens and contacts are encrypted."""
 
-    platform = models.CharField(_("平台"), max_length=16, choices=Platform.choices)
-    platform_user_id = models.CharField(_("平台用户 ID"), max_length=128)
-    nick = models.CharField(_("昵称"), max_length=128, blank=True)
-    access_token = EncryptedTextField(_("访问令牌"), blank=True, default="")
-    access_token_expires_at = models.DateTimeField(_("令牌过期时间"), null=True, blank=True)
-    phone = EncryptedTextField(_("手机号"), blank=True, default="")
-    email = EncryptedTextField(_("邮箱"), blank=True, default="")
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
-    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+    platform = models.CharField(_("platform"), max_length=16, choices=Platform.choices)
+    platform_user_id = models.CharField(_("platform user ID"), max_length=128)
+    nick = models.CharField(_("nickname"), max_length=128, blank=True)
+    access_token = EncryptedTextField(_("access token"), blank=True, default="")
+    access_token_expires_at = models.DateTimeField(_("token expires at"), null=True, blank=True)
+    phone = EncryptedTextField(_("phone number"), blank=True, default="")
+    email = EncryptedTextField(_("e-mail"), blank=True, default="")
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
-        verbose_name = _("买家")
-        verbose_name_plural = _("买家")
+        verbose_name = _("buyer")
+        verbose_name_plural = _("buyers")
         constraints = [
             models.UniqueConstraint(fields=["platform", "platform_user_id"], name="buyer_unique_platform_user"),
         ]

@@ -1,8 +1,13 @@
-"""Staff roles as Django groups. `manage.py setup_roles` (re)applies this table."""
+"""Staff roles as Django groups. `manage.py setup_roles` (re)applies this table.
+
+A role's `label` is an English msgid (marked, not translated here: the table is read at import); show it with
+`role_label(name)`, which translates it into the reader's language."""
+
+from django.utils.translation import gettext, gettext_noop
 
 ROLES: dict[str, dict] = {
     "operator": {
-        "label": "运营",
+        "label": gettext_noop("Operator"),
         "perms": [
             "accounts.view_shop", "accounts.view_buyeridentity",
             "orders.view_order", "orders.change_order", "orders.view_orderevent",
@@ -17,7 +22,7 @@ ROLES: dict[str, dict] = {
         ],
     },
     "kyc_reviewer": {
-        "label": "KYC 审核",
+        "label": gettext_noop("KYC reviewer"),
         "perms": ["orders.view_order", "orders.view_orderevent", "accounts.view_buyeridentity",
                   "accounts.view_pii",
                   # Verifications, their log and Sumsub's answers (no documents: Sumsub keeps them); re-send links
@@ -27,7 +32,7 @@ ROLES: dict[str, dict] = {
                   "kyc.view_sumsubinboxevent", "kyc.view_buyermessage"],
     },
     "finance": {
-        "label": "财务",
+        "label": gettext_noop("Finance"),
         "perms": ["orders.view_order", "orders.view_orderevent", "orders.view_product",
                   "accounts.view_shop", "notifications.view_delivery",
                   # payments: onboarding merchants, trades and refunds (payments app)
@@ -37,5 +42,11 @@ ROLES: dict[str, dict] = {
                   "payments.view_trade", "payments.add_trade", "payments.refund_trade", "payments.view_refund",
                   "payments.view_alipayinboxevent"],
     },
-    "admin": {"label": "管理员", "perms": "__all__"},
+    "admin": {"label": gettext_noop("Administrator"), "perms": "__all__"},
 }
+
+
+def role_label(name: str) -> str:
+    """A role's label in the reader's language (the group's name itself for a group that is not a role)."""
+    spec = ROLES.get(name)
+    return gettext(spec["label"]) if spec else name

@@ -2,6 +2,7 @@ from datetime import timedelta
 
 from django.apps import AppConfig, apps
 from django.db.models.signals import post_migrate
+from django.utils.translation import gettext_lazy as _
 
 
 def declared_periodic_tasks() -> dict[str, tuple[str, timedelta]]:
@@ -26,11 +27,13 @@ def install_periodic_tasks(sender=None, using="default", **kwargs):
 
 class CommonConfig(AppConfig):
     name = "common"
-    verbose_name = "系统"
+    verbose_name = _("System")
     periodic_tasks = {
         "health: heartbeat": ("common.tasks.heartbeat", timedelta(minutes=1)),
         "security: report rejected webhooks": ("common.tasks.report_rejected_webhooks", timedelta(minutes=1)),
     }
 
     def ready(self):
+        from . import checks  # noqa: F401  (registers the system checks)
+
         post_migrate.connect(install_periodic_tasks, sender=self)

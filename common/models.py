@@ -8,26 +8,27 @@ class InboxEvent(models.Model):
     unique key per platform message, and the state of its processing."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", _("待处理")
-        PROCESSING = "processing", _("处理中")
-        PROCESSED = "processed", _("已处理")
-        IGNORED = "ignored", _("已忽略")
-        FAILED = "failed", _("失败")
+        PENDING = "pending", _("Waiting to be processed")
+        PROCESSING = "processing", _("Processing")
+        PROCESSED = "processed", _("Processed")
+        IGNORED = "ignored", _("Ignored")
+        FAILED = "failed", _("Failed")
 
-    source = models.CharField(_("来源"), max_length=32)
-    key = models.CharField(_("消息键"), max_length=191, help_text=_("平台消息 ID 或消息体摘要"))
-    topic = models.CharField(_("类型"), max_length=64, blank=True)
-    headers = models.JSONField(_("请求头"), default=dict, blank=True)
-    body = models.TextField(_("原始消息体"))
-    status = models.CharField(_("状态"), max_length=16, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveIntegerField(_("处理次数"), default=0)
-    result = models.CharField(_("处理结果"), max_length=255, blank=True)
-    last_error = models.TextField(_("最近错误"), blank=True)
-    traceback = models.TextField(_("错误堆栈"), blank=True)
-    received_at = models.DateTimeField(_("接收时间"), auto_now_add=True, db_index=True)
-    processed_at = models.DateTimeField(_("处理时间"), null=True, blank=True)
+    source = models.CharField(_("source"), max_length=32)
+    key = models.CharField(_("message key"), max_length=191,
+                           help_text=_("The platform's message ID, or a digest of the body"))
+    topic = models.CharField(_("kind"), max_length=64, blank=True)
+    headers = models.JSONField(_("headers"), default=dict, blank=True)
+    body = models.TextField(_("raw body"))
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(_("processing attempts"), default=0)
+    result = models.CharField(_("result"), max_length=255, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+    traceback = models.TextField(_("traceback"), blank=True)
+    received_at = models.DateTimeField(_("received at"), auto_now_add=True, db_index=True)
+    processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
     # Due time of a pending or failed event, lease end of a processing one (common.due); None: nothing due.
-    next_attempt_at = models.DateTimeField(_("下次处理时间"), null=True, blank=True, default=timezone.now)
+    next_attempt_at = models.DateTimeField(_("next processing at"), null=True, blank=True, default=timezone.now)
 
     class Meta:
         abstract = True
@@ -45,24 +46,24 @@ class RejectedWebhook(models.Model):
 
     EXCERPT_BYTES = 2048
 
-    bucket = models.CharField(max_length=64, unique=True, null=True, editable=False,
-                              help_text="sha256 of source, reason, remote address and window start")
-    source = models.CharField(_("来源"), max_length=32, db_index=True)
-    reason = models.CharField(_("原因"), max_length=255)
-    remote_addr = models.CharField(_("来源地址"), max_length=64, blank=True)
-    path = models.CharField(_("路径"), max_length=512, blank=True)
-    headers = models.JSONField(_("请求头"), default=dict, blank=True)
-    body_excerpt = models.TextField(_("消息体片段"), blank=True)
-    body_size = models.PositiveIntegerField(_("消息体大小"), default=0)
-    received_at = models.DateTimeField(_("时间"), auto_now_add=True, db_index=True)
+    bucket = models.CharField(_("aggregation key"), max_length=64, unique=True, null=True, editable=False,
+                              help_text=_("SHA-256 of the source, reason, remote address and window start"))
+    source = models.CharField(_("source"), max_length=32, db_index=True)
+    reason = models.CharField(_("reason"), max_length=255)
+    remote_addr = models.CharField(_("remote address"), max_length=64, blank=True)
+    path = models.CharField(_("path"), max_length=512, blank=True)
+    headers = models.JSONField(_("headers"), default=dict, blank=True)
+    body_excerpt = models.TextField(_("body excerpt"), blank=True)
+    body_size = models.PositiveIntegerField(_("body size"), default=0)
+    received_at = models.DateTimeField(_("time"), auto_now_add=True, db_index=True)
     count = models.PositiveIntegerField(_("Calls"), default=1)
     last_seen_at = models.DateTimeField(_("Last call"), default=timezone.now, db_index=True)
     reported_count = models.PositiveIntegerField(
         _("Reported"), default=0, help_text=_("Calls already counted in a security alert."))
 
     class Meta:
-        verbose_name = _("被拒绝的回调")
-        verbose_name_plural = _("被拒绝的回调")
+        verbose_name = _("refused webhook call")
+        verbose_name_plural = _("refused webhook calls")
         ordering = ["-last_seen_at"]
 
     def __str__(self):
@@ -72,12 +73,12 @@ class RejectedWebhook(models.Model):
 class Heartbeat(models.Model):
     """Last time a process kind (worker, beat) proved it was alive; read by /healthz/."""
 
-    name = models.CharField(max_length=32, primary_key=True)
-    seen_at = models.DateTimeField()
+    name = models.CharField(_("process"), max_length=32, primary_key=True)
+    seen_at = models.DateTimeField(_("last seen at"))
 
     class Meta:
-        verbose_name = _("心跳")
-        verbose_name_plural = _("心跳")
+        verbose_name = _("heartbeat")
+        verbose_name_plural = _("heartbeats")
 
     def __str__(self):
-        return f"{self.name} @ {self.seen_at:%Y-%m-%d %H:%M:%S}"
+        return f"{self.name} @ {timezone.localtime(self.seen_at):%Y-%m-%d %H:%M:%S}"

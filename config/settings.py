@@ -58,7 +58,8 @@ MIDDLEWARE = [
     # NUL bytes, control characters, impossible dates in addresses and queries: 400 before any view.
     "common.middleware.HostileInputMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.locale.LocaleMiddleware",
+    # The reader's language: LANGUAGE_CODE, or the one chosen with the switch; never Accept-Language (common.i18n).
+    "common.i18n.LanguageMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -110,9 +111,16 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# Pages are in Simplified Chinese; staff may switch to English (templates/includes/language_switch.html posts
+# to /i18n/setlang/, which keeps the choice in a cookie). The browser's Accept-Language is not consulted
+# (common.i18n). Translations: English msgids in the code, Chinese in locale/ (templates/, config/) and each
+# app's locale/, compiled by `manage.py compile_translations` (./run, ./test and CI do it).
 LANGUAGE_CODE = "zh-hans"
-LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
+LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]  # each language's own name, as the switch shows it
 LOCALE_PATHS = [BASE_DIR / "locale"]
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SAMESITE = "Lax"
 TIME_ZONE = "Asia/Shanghai"
 USE_I18N = True
 USE_TZ = True
@@ -301,6 +309,7 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = True
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+    LANGUAGE_COOKIE_SECURE = True
     SECURE_REFERRER_POLICY = "same-origin"
 
 # One handler, on the root logger: every record is written once. Django's own default configuration gives the

@@ -1,20 +1,24 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView
 
+from common.i18n import buyer_page
 from common.views import healthz
 from kyc import webhooks as kyc_webhooks
 from kyc.miniapp import MiniappOrderView
 from orders import webhooks as order_webhooks
 from payments import webhooks as payment_webhooks
 
-admin.site.site_header = "闲鱼运营后台"
+admin.site.site_header = _("Xianyu operations")
 admin.site.site_title = "xianyu-ops"
-admin.site.index_title = "工作台"
+admin.site.index_title = _("Workbench")
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # The language switch posts here (`set_language`; templates/includes/language_switch.html).
+    path("i18n/", include("django.conf.urls.i18n")),
     path("webhooks/xianguanjia/", order_webhooks.xianguanjia, name="webhook-xianguanjia"),
     path("webhooks/goofish/", order_webhooks.goofish, name="webhook-goofish"),
     path("webhooks/sumsub/", kyc_webhooks.sumsub_webhook, name="webhook-sumsub"),
@@ -22,7 +26,7 @@ urlpatterns = [
     path("", include("shipping.urls")),
     path("", include("kyc.urls")),
     path("healthz/", healthz, name="healthz"),
-    path("api/v1/miniapp/orders/", MiniappOrderView.as_view(), name="miniapp-orders"),
+    path("api/v1/miniapp/orders/", buyer_page(MiniappOrderView.as_view()), name="miniapp-orders"),
     path("api/v1/", include("orders.api")),
     path("api/v1/", include("payments.api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

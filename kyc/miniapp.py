@@ -17,6 +17,7 @@ import re
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.parsers import JSONParser
@@ -110,7 +111,7 @@ def miniapp_order_link(*, platform_order_id: str, access_token: str, app_key: st
         body["kyc"] = {"required": policy_for(order.product) is not None, "status": None}
     else:
         body["kyc"] = {"required": True, "status": v.status, "state": page_state(v), "url": v.url,
-                       "expires_at": v.expires_at.isoformat()}
+                       "expires_at": timezone.localtime(v.expires_at).isoformat()}
     return body
 
 

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from common.i18n import content_language
 from common.inbox import nudge
 from common.locks import lock_one, lock_rows
 from orders.models import Order, OrderEvent, OrderStatus
@@ -116,6 +117,13 @@ def labels_text(labels) -> str:
 
 def local_time(dt: datetime) -> str:
     return timezone.localtime(dt).strftime("%Y-%m-%d %H:%M")
+
+
+def status_text(obj) -> str:
+    """An order's or a verification's status label for a log row or a message: in LANGUAGE_CODE like the text
+    around it, even when a staff action in another language caused it."""
+    with content_language():
+        return obj.get_status_display()
 
 
 # --- the paid gate ---------------------------------------------------------------------------------------
@@ -386,7 +394,7 @@ def verification_apply(*, verification_id: int, kind: str, event_at: datetime | 
                                    message=f"忽略过期的 Sumsub 事件（{kind}，事件时间早于已应用的事件）")
             return "stale"
         if v.status not in OPEN:
-            log_event.sumsub_event(v, kind="late", data=data, message=f"认证已结束（{v.get_status_display()}），"
+            log_event.sumsub_event(v, kind="late", data=data, message=f"认证已结束（{status_text(v)}），"
                                                                          f"忽略 Sumsub 事件 {kind}")
             return "final"
         if event_at:
@@ -427,10 +435,10 @@ def kyc_order_closed(order: Order) -> None:
                 before = v.status
                 v.cancel()
                 log_event.transition_event(v, before, actor=Actor.SYSTEM,
-                                           message=f"订单已{order.get_status_display()}，认证取消")
+                                           message=f"订单已{status_text(order)}，认证取消")
             if v.closure in (Closure.DUE, Closure.STAFF):
                 v.closure = Closure.DONE
-                log_event.note_event(v, message=f"订单已{order.get_status_display()}")
+                log_event.note_event(v, message=f"订单已{status_text(order)}")
             v.needs_staff, v.staff_reason = False, ""
         schedule(v, order)
         v.save()

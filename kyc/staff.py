@@ -9,6 +9,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from common.http import PlatformError
 from orders.models import Order, OrderEvent, OrderStatus
@@ -40,11 +41,11 @@ REASON_MAX = 500
 def _reason(reason: str) -> str:
     text = (reason or "").strip()
     if not text:
-        raise KycError("请填写原因")
+        raise KycError(_("Give a reason."))
     if len(text) > REASON_MAX:
-        raise KycError(f"原因不能超过 {REASON_MAX} 个字")
+        raise KycError(_("The reason may be at most %(n)d characters long.") % {"n": REASON_MAX})
     if "\x00" in text or any(0xD800 <= ord(ch) <= 0xDFFF for ch in text):
-        raise KycError("原因包含无效字符")
+        raise KycError(_("The reason contains characters that are not allowed."))
     return text
 
 
@@ -60,11 +61,14 @@ def verification_resend(*, verification: Verification, user) -> Verification:
             v.save()
             return v
         if order.status != OS.AWAITING_KYC:
-            raise KycError(f"订单 {order.platform_order_id} 当前状态 {order.get_status_display()}，无需再发送认证链接")
+            raise KycError(_("Order %(order)s is %(status)s: no link needs sending.")
+                           % {"order": order.platform_order_id, "status": order.get_status_display()})
         if v.status in OPEN or Verification.objects.filter(order=order, status__in=OPEN).exists():
-            raise KycError(f"订单 {order.platform_order_id} 已有进行中的认证（已提交或审核中），请等待结果")
+            raise KycError(_("Order %(order)s already has a verification in progress (submitted or under review): wait "
+                             "for its result.") % {"order": order.platform_order_id})
         if v.status not in (V.EXPIRED, V.REJECTED, V.CANCELLED):
-            raise KycError(f"认证状态为 {v.get_status_display()}，不能重新发送")
+            raise KycError(_("The verification is %(status)s: it cannot be sent again.")
+                           % {"status": v.get_status_display()})
         policy = policy_for(order.product) or Policy(v.level_name, timedelta(days=settings.KYC_VALIDITY_DAYS),
                                                      timedelta(hours=settings.KYC_LINK_TTL_HOURS), v.expiry_action)
         v.needs_staff, v.staff_reason = False, ""
@@ -84,11 +88,13 @@ def verification_override(*, verification: Verification, user, approve: bool, re
     with transaction.atomic():
         order, v = lock_pair(verification.pk)
         if v.status not in OVERRIDABLE:
-            raise KycError(f"认证状态为 {v.get_status_display()}，不能人工改判")
+            raise KycError(_("The verification is %(status)s: its result cannot be overridden.")
+                           % {"status": v.get_status_display()})
         if approve and order.status != OS.AWAITING_KYC:
-            raise KycError(f"订单 {order.platform_order_id} 当前状态 {order.get_status_display()}，不能放行")
+            raise KycError(_("Order %(order)s is %(status)s: it cannot be released.")
+                           % {"order": order.platform_order_id, "status": order.get_status_display()})
         if not approve and v.status == V.REJECTED:
-            raise KycError("该认证已是拒绝状态")
+            raise KycError(_("The verification is already rejected."))
         verdict = "通过" if approve else "拒绝"
         order_note(order=order, actor=OrderActor.STAFF, user=user, data={"verification": v.pk, "approve": approve},
                    message=f"实名认证人工{verdict}：{reason}")
@@ -105,7 +111,7 @@ def verification_staff_closed(*, verification: Verification, user) -> Verificati
     with transaction.atomic():
         order, v = lock_pair(verification.pk)
         if v.closure != Closure.STAFF:
-            raise KycError("该认证没有等待人工关闭的订单")
+            raise KycError(_("This verification has no order waiting to be closed by staff."))
         order_close(order=order, actor=OrderActor.STAFF, user=user, data={"verification": v.pk},
                     message="员工已在平台关闭订单（实名认证未通过或超时）")
         v = refetch(v)
@@ -121,19 +127,21 @@ def verification_test_completed(*, verification: Verification, user, answer: str
     """Staff rehearsal with Sumsub sandbox credentials (`sbx:` tokens): ask Sumsub to finish the applicant's
     review as GREEN or RED; Sumsub then sends the applicantReviewed webhook like a real review."""
     if not sumsub_configured() or not is_sandbox_token():
-        raise KycError("只有配置了 Sumsub 沙箱凭据（sbx: 开头的 App Token）时才能模拟审核")
+        raise KycError(_("A review can be simulated only with Sumsub sandbox credentials (an App Token that starts "
+                          "with sbx:)."))
     if answer not in ("GREEN", "RED"):
-        raise KycError("审核结果只能是 GREEN 或 RED")
+        raise KycError(_("The review answer must be GREEN or RED."))
     v = Verification.objects.select_related("applicant").get(pk=verification.pk)
     if v.status not in OPEN:
-        raise KycError(f"认证状态为 {v.get_status_display()}，不能再模拟审核")
+        raise KycError(_("The verification is %(status)s: a review can no longer be simulated.")
+                       % {"status": v.get_status_display()})
     if not v.applicant.applicant_id:
-        raise KycError("买家尚未打开认证页面，Sumsub 中还没有申请人")
+        raise KycError(_("The buyer has not opened the verification page yet: Sumsub has no applicant."))
     try:
         SumsubClient().test_completed(v.applicant.applicant_id, review_answer=answer,
                                       reject_type=reject_type or ("RETRY" if answer == "RED" else ""),
                                       moderation_comment=comment, client_comment="testCompleted from the admin")
     except PlatformError as exc:
-        raise KycError(f"Sumsub 未接受模拟审核：{exc}") from exc
+        raise KycError(_("Sumsub did not accept the simulated review: %(error)s") % {"error": exc}) from exc
     log_event.note_event(v, actor=Actor.STAFF, user=user, message=f"已请求 Sumsub 沙箱模拟审核：{answer}"
                          f"{(' ' + reject_type) if reject_type else ''}")

@@ -5,7 +5,8 @@ need no CSRF token (there is no ambient authority to forge).
 
 Every answer is hardened: a CSP that allows scripts, frames and connections only to Sumsub's origins (and
 the page's own nonce'd inline code), no caching, no referrer, no framing (frame-ancestors 'none' and
-X-Frame-Options DENY), no sniffing, no indexing."""
+X-Frame-Options DENY), no sniffing, no indexing. Chinese content, whatever language the visitor chose
+(common.i18n.buyer_page)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from common.http import PlatformError
+from common.i18n import buyer_page
 
 from .limits import allow
 from .sandbox import ANSWERS, sandbox_review
@@ -88,6 +90,7 @@ def _missing(request) -> HttpResponse:
     return harden(render(request, "kyc/verify.html", {"state": "missing", "nonce": nonce}, status=404), nonce)
 
 
+@buyer_page
 @require_GET
 def verify_page(request, token: str):
     v = verification_by_token(token)
@@ -111,6 +114,7 @@ def verify_page(request, token: str):
     return harden(render(request, "kyc/verify.html", context), nonce)
 
 
+@buyer_page
 @csrf_exempt
 @require_POST
 def verify_token(request, token: str):
@@ -133,14 +137,16 @@ def verify_token(request, token: str):
     return _json({"token": access_token})
 
 
+@buyer_page
 @require_GET
 def verify_status(request, token: str):
     v = verification_by_token(token)
     if v is None:
         return _json({"error": "not_found"}, 404)
-    return _json({"state": page_state(v), "checked_at": timezone.now().isoformat()})
+    return _json({"state": page_state(v), "checked_at": timezone.localtime().isoformat()})
 
 
+@buyer_page
 @csrf_exempt
 @require_POST
 def verify_sandbox(request, token: str):

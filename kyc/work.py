@@ -58,6 +58,7 @@ from .services import (
     reach_buyer,
     refetch,
     schedule,
+    status_text,
 )
 
 log = logging.getLogger(__name__)
@@ -132,19 +133,19 @@ def _plan(v: Verification, order: Order, now: datetime) -> tuple[str | None, boo
     if v.closure == Closure.DUE:
         if order.status in (OS.CLOSED, OS.REFUNDED):
             v.closure = Closure.DONE
-            log_event.note_event(v, message=f"订单已{order.get_status_display()}，无需再关闭")
+            log_event.note_event(v, message=f"订单已{status_text(order)}，无需再关闭")
             return None, False
         if order.status == OS.REFUNDING:
             return None, False
         if order.status != OS.AWAITING_KYC:
             v.closure, v.needs_staff = Closure.NONE, True
-            v.staff_reason = f"订单状态为{order.get_status_display()}，无法按认证结果关闭，请人工处理"
+            v.staff_reason = f"订单状态为{status_text(order)}，无法按认证结果关闭，请人工处理"
             log_event.note_event(v, message=v.staff_reason)
             return None, False
         return "close", False
     if order.status in (OS.CLOSED, OS.REFUNDED):
         if v.status in OPEN:
-            _cancel(v, f"订单已{order.get_status_display()}，认证取消")
+            _cancel(v, f"订单已{status_text(order)}，认证取消")
         return None, False
     if order.status == OS.REFUNDING:
         return None, False
@@ -156,7 +157,7 @@ def _plan(v: Verification, order: Order, now: datetime) -> tuple[str | None, boo
     if v.status not in OPEN:
         return None, False
     if order.status != OS.AWAITING_KYC:
-        _cancel(v, f"订单已{order.get_status_display()}，无需再认证")
+        _cancel(v, f"订单已{status_text(order)}，无需再认证")
         return None, False
     if now >= v.expires_at:
         unchecked = v.checked_at is None or v.checked_at < v.expires_at
@@ -337,7 +338,7 @@ def buyer_message_send(*, message_id: int, now: datetime | None = None) -> str:
             _finish(m, M.UNKNOWN, "发送中断，结果未知：不会自动重发，请在平台核对")
             return M.UNKNOWN
         if m.verification.status not in OPEN:
-            _finish(m, M.FAILED, f"认证已{m.verification.get_status_display()}，不再发送")
+            _finish(m, M.FAILED, f"认证已{status_text(m.verification)}，不再发送")
             return M.FAILED
         MESSAGE_WORK.mark(m, now=now)
     order = m.verification.order

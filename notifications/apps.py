@@ -1,11 +1,12 @@
 from datetime import timedelta
 
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class NotificationsConfig(AppConfig):
     name = "notifications"
-    verbose_name = "通知"
+    verbose_name = _("Notifications")
     periodic_tasks = {
         "notifications: sweep deliveries": ("notifications.tasks.sweep_deliveries", timedelta(minutes=1)),
         "notifications: health alert": ("notifications.tasks.health_alert", timedelta(minutes=5)),

@@ -8,6 +8,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from common.fields import EncryptedTextField
 
@@ -15,12 +16,12 @@ from .events import BUYER, EVENTS, event_choices
 
 
 class ChannelKind(models.TextChoices):
-    WECOM = "wecom", _("企业微信群机器人")
-    DINGTALK = "dingtalk", _("钉钉机器人（加签）")
-    FEISHU = "feishu", _("飞书机器人（签名校验）")
-    EMAIL = "email", _("电子邮件")
-    SMS = "sms", _("阿里云短信")
-    WEBHOOK = "webhook", _("签名 Webhook")
+    WECOM = "wecom", _("WeCom group robot")
+    DINGTALK = "dingtalk", _("DingTalk robot (signed)")
+    FEISHU = "feishu", _("Feishu robot (signature check)")
+    EMAIL = "email", _("E-mail (SMTP)")
+    SMS = "sms", _("Aliyun SMS")
+    WEBHOOK = "webhook", _("Signed webhook")
 
 
 # Kinds that post into a group chat: never used for buyer-addressed events.
@@ -28,25 +29,28 @@ CHAT_KINDS = {ChannelKind.WECOM, ChannelKind.DINGTALK, ChannelKind.FEISHU}
 
 
 class Channel(models.Model):
-    name = models.CharField(_("名称"), max_length=100)
-    kind = models.CharField(_("类型"), max_length=16, choices=ChannelKind.choices)
-    enabled = models.BooleanField(_("启用"), default=True)
+    name = models.CharField(pgettext_lazy("channel", "name"), max_length=100)
+    kind = models.CharField(_("kind"), max_length=16, choices=ChannelKind.choices)
+    enabled = models.BooleanField(_("enabled"), default=True)
     config = models.JSONField(
-        _("配置"), default=dict, blank=True,
-        help_text=_("非机密设置，如 url / base_url、@ 的成员与手机号、收件人、短信签名与模板编号。"))
-    secret = EncryptedTextField(_("密钥"), blank=True, default="",
-                                help_text=_("机器人 key / 加签密钥 / AccessKey Secret 等，加密保存。"))
+        _("settings"), default=dict, blank=True,
+        help_text=_("Settings that are not secret, e.g. url / base_url, members and phone numbers to @, "
+                    "recipients, SMS signature and template codes."))
+    secret = EncryptedTextField(_("secret"), blank=True, default="",
+                                help_text=_("Robot key / signing secret / AccessKey Secret etc., stored encrypted."))
     rate_limit_per_minute = models.PositiveIntegerField(
-        _("每分钟上限"), null=True, blank=True, help_text=_("留空则使用该类型的默认值（企业微信、钉钉：20 条/分钟）。"))
-    shop = models.ForeignKey("accounts.Shop", verbose_name=_("店铺"), null=True, blank=True,
+        _("limit per minute"), null=True, blank=True,
+        help_text=_("Empty: the kind's default (WeCom, DingTalk: 20 per minute)."))
+    shop = models.ForeignKey("accounts.Shop", verbose_name=_("shop"), null=True, blank=True,
                              on_delete=models.CASCADE, related_name="notification_channels",
-                             help_text=_("指定后，只接收该店铺的事件和不属于任何店铺的系统事件。"))
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
-    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+                             help_text=_("When set, the channel receives only this shop's events and the system "
+                                         "events that belong to no shop."))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
-        verbose_name = _("通知渠道")
-        verbose_name_plural = _("通知渠道")
+        verbose_name = _("notification channel")
+        verbose_name_plural = _("notification channels")
         ordering = ["name"]
 
     def __str__(self):
@@ -62,20 +66,20 @@ class Channel(models.Model):
 
     def clean(self):
         if not isinstance(self.config, dict):
-            raise ValidationError({"config": _("配置必须是 JSON 对象。")})
+            raise ValidationError({"config": _("The settings must be a JSON object.")})
 
 
 class Subscription(models.Model):
-    event = models.CharField(_("事件"), max_length=64, choices=event_choices)
-    channel = models.ForeignKey(Channel, verbose_name=_("渠道"), on_delete=models.CASCADE,
+    event = models.CharField(_("event"), max_length=64, choices=event_choices)
+    channel = models.ForeignKey(Channel, verbose_name=_("channel"), on_delete=models.CASCADE,
                                 related_name="subscriptions")
-    shop = models.ForeignKey("accounts.Shop", verbose_name=_("店铺"), null=True, blank=True,
-                             on_delete=models.CASCADE, help_text=_("留空表示所有店铺。"))
-    enabled = models.BooleanField(_("启用"), default=True)
+    shop = models.ForeignKey("accounts.Shop", verbose_name=_("shop"), null=True, blank=True,
+                             on_delete=models.CASCADE, help_text=_("Empty: every shop."))
+    enabled = models.BooleanField(_("enabled"), default=True)
 
     class Meta:
-        verbose_name = _("订阅")
-        verbose_name_plural = _("订阅")
+        verbose_name = _("subscription")
+        verbose_name_plural = _("subscriptions")
         ordering = ["event", "channel"]
         constraints = [
             models.UniqueConstraint(fields=["event", "channel", "shop"], name="notif_sub_unique_shop"),
@@ -89,18 +93,19 @@ class Subscription(models.Model):
     def clean(self):
         event = EVENTS.get(self.event)
         if event and event.audience == BUYER and self.channel_id and self.channel.kind in CHAT_KINDS:
-            raise ValidationError({"channel": _("面向买家的事件只能通过短信、邮件或 Webhook 发送，不能发到群机器人。")})
+            raise ValidationError(
+                {"channel": _("Events for buyers go only by SMS, e-mail or webhook, never to a group robot.")})
 
 
 class Template(models.Model):
-    event = models.CharField(_("事件"), max_length=64, choices=event_choices, unique=True)
-    subject = models.CharField(_("标题"), max_length=200, blank=True)
-    body = models.TextField(_("正文"))
-    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+    event = models.CharField(_("event"), max_length=64, choices=event_choices, unique=True)
+    subject = models.CharField(_("subject line"), max_length=200, blank=True)
+    body = models.TextField(_("body"))
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
-        verbose_name = _("消息模板")
-        verbose_name_plural = _("消息模板")
+        verbose_name = _("message template")
+        verbose_name_plural = _("message templates")
         ordering = ["event"]
 
     def __str__(self):
@@ -118,16 +123,16 @@ class Template(models.Model):
 
 
 class Notification(models.Model):
-    event = models.CharField(_("事件"), max_length=64, choices=event_choices, db_index=True)
-    shop = models.ForeignKey("accounts.Shop", verbose_name=_("店铺"), null=True, blank=True,
+    event = models.CharField(_("event"), max_length=64, choices=event_choices, db_index=True)
+    shop = models.ForeignKey("accounts.Shop", verbose_name=_("shop"), null=True, blank=True,
                              on_delete=models.SET_NULL, related_name="+")
-    context = models.JSONField(_("内容数据"), default=dict, blank=True)
-    recipient = EncryptedTextField(_("收件人（买家）"), blank=True, default="")
-    created_at = models.DateTimeField(_("时间"), auto_now_add=True, db_index=True)
+    context = models.JSONField(_("context data"), default=dict, blank=True)
+    recipient = EncryptedTextField(_("recipient (buyer)"), blank=True, default="")
+    created_at = models.DateTimeField(_("time"), auto_now_add=True, db_index=True)
 
     class Meta:
-        verbose_name = _("通知")
-        verbose_name_plural = _("通知")
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
         ordering = ["-created_at", "-id"]
 
     def __str__(self):
@@ -136,32 +141,32 @@ class Notification(models.Model):
 
 class Delivery(models.Model):
     class Status(models.TextChoices):
-        PENDING = "pending", _("待发送")
-        SENDING = "sending", _("发送中")
-        SENT = "sent", _("已发送")
-        RETRY_WAIT = "retry_wait", _("等待重试")
-        FAILED = "failed", _("失败")
-        UNKNOWN = "unknown", _("结果未知（待人工确认）")
+        PENDING = "pending", _("Pending")
+        SENDING = "sending", _("Sending")
+        SENT = "sent", _("Sent")
+        RETRY_WAIT = "retry_wait", _("Waiting to retry")
+        FAILED = "failed", _("Failed")
+        UNKNOWN = "unknown", _("Outcome unknown (staff to check)")
 
-    notification = models.ForeignKey(Notification, verbose_name=_("通知"), on_delete=models.CASCADE,
+    notification = models.ForeignKey(Notification, verbose_name=_("notification"), on_delete=models.CASCADE,
                                       related_name="deliveries")
-    channel = models.ForeignKey(Channel, verbose_name=_("渠道"), on_delete=models.PROTECT, related_name="deliveries")
-    status = models.CharField(_("状态"), max_length=16, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveIntegerField(_("尝试次数"), default=0)
-    due_at = models.DateTimeField(_("计划发送时间"), null=True, blank=True, db_index=True)
-    lease_until = models.DateTimeField(_("发送租约到期"), null=True, blank=True)
-    attempted_at = models.DateTimeField(_("最近尝试时间"), null=True, blank=True)
-    sent_at = models.DateTimeField(_("发送成功时间"), null=True, blank=True)
-    last_error = models.TextField(_("最近错误"), blank=True)
-    subject = models.CharField(_("标题"), max_length=255, blank=True)
-    text = models.TextField(_("发送内容"), blank=True)
-    external_id = models.CharField(_("平台回执"), max_length=128, blank=True)
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
-    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+    channel = models.ForeignKey(Channel, verbose_name=_("channel"), on_delete=models.PROTECT, related_name="deliveries")
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    due_at = models.DateTimeField(_("due at"), null=True, blank=True, db_index=True)
+    lease_until = models.DateTimeField(_("sending lease until"), null=True, blank=True)
+    attempted_at = models.DateTimeField(_("last attempt at"), null=True, blank=True)
+    sent_at = models.DateTimeField(_("sent successfully at"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+    subject = models.CharField(_("subject line"), max_length=255, blank=True)
+    text = models.TextField(_("text sent"), blank=True)
+    external_id = models.CharField(_("platform receipt"), max_length=128, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
-        verbose_name = _("投递记录")
-        verbose_name_plural = _("投递记录")
+        verbose_name = _("delivery")
+        verbose_name_plural = _("deliveries")
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["status", "due_at"], name="notif_delivery_status_due"),
@@ -169,20 +174,20 @@ class Delivery(models.Model):
         ]
 
     def __str__(self):
-        return f"#{self.pk} {self.channel_id} {self.status}"
+        return f"#{self.pk} {self.channel_id} {self.get_status_display()}"
 
 
 class AlertGate(models.Model):
     """Rate limit for repeated alerts (webhook rejections per source, health problems): at most one
     alert per interval, carrying how many occurrences were folded into it."""
 
-    key = models.CharField(_("键"), max_length=191, unique=True)
-    last_alert_at = models.DateTimeField(_("上次告警"), null=True, blank=True)
-    pending_count = models.PositiveIntegerField(_("未告警次数"), default=0)
+    key = models.CharField(_("key"), max_length=191, unique=True)
+    last_alert_at = models.DateTimeField(_("last alert at"), null=True, blank=True)
+    pending_count = models.PositiveIntegerField(_("occurrences not yet alerted"), default=0)
 
     class Meta:
-        verbose_name = _("告警限流")
-        verbose_name_plural = _("告警限流")
+        verbose_name = _("alert limit")
+        verbose_name_plural = _("alert limits")
 
     def __str__(self):
         return self.key

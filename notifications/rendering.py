@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext as _
+
 from common.text_templates import TemplateProblem as _Problem
 from common.text_templates import check_template, render_template
 
@@ -33,12 +35,15 @@ def validate_template(event_key: str, subject: str, body: str) -> None:
             out = check_template(source, event.sample)
         except _Problem as exc:
             if exc.kind == "syntax":
-                raise TemplateProblem(field, f"模板语法错误：{exc.detail}") from exc
+                raise TemplateProblem(field, _("Template syntax error: %(detail)s") % {"detail": exc.detail}) from exc
             if exc.kind == "unknown_variable":
-                names = "、".join(sorted(event.sample)) or "（无）"
-                raise TemplateProblem(field, f"模板引用了该事件不提供的变量。可用变量：{names}") from exc
+                names = ", ".join(sorted(event.sample)) or _("(none)")
+                raise TemplateProblem(field, _("The template uses a variable this event does not provide. "
+                                               "Available variables: %(names)s") % {"names": names}) from exc
             if exc.kind == "forbidden":
-                raise TemplateProblem(field, f"模板不允许使用标签：{exc.detail}") from exc
-            raise TemplateProblem(field, f"模板无法渲染：{exc.detail}") from exc
+                raise TemplateProblem(field, _("The tag “%(tag)s” is not allowed in a message template.")
+                                      % {"tag": exc.detail}) from exc
+            raise TemplateProblem(field, _("The template cannot be rendered: %(detail)s")
+                                  % {"detail": exc.detail}) from exc
         if field == "body" and not out:
-            raise TemplateProblem(field, "正文渲染结果为空。")
+            raise TemplateProblem(field, _("The body renders as empty text."))

@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from common.due import DueWork, backoff
 from common.http import ConfigurationError, PlatformError, RateLimited
+from common.i18n import content_language
 from common.inbox import nudge
 from common.locks import lock_one, lock_rows
 
@@ -55,9 +56,11 @@ def max_attempts() -> int:
 
 def jsonable(context: dict) -> dict:
     """The context as stored: Decimal, datetime, date, time, UUID and lazy strings become strings (Django's
-    JSON encoder); anything else that JSON cannot hold (a model instance…) is the caller's bug."""
+    JSON encoder; a lazy label in LANGUAGE_CODE, like the message it goes into, whatever the language of the
+    staff action that caused it); anything else that JSON cannot hold (a model instance…) is the caller's bug."""
     try:
-        return json.loads(json.dumps(context, cls=DjangoJSONEncoder, ensure_ascii=False))
+        with content_language():
+            return json.loads(json.dumps(context, cls=DjangoJSONEncoder, ensure_ascii=False))
     except TypeError as exc:
         raise TypeError(f"notification context must be JSON-serialisable (pass ids and strings): {exc}") from exc
 

@@ -1,5 +1,6 @@
 """Read-only REST API for orders and products (`/api/v1/…`, staff session auth, schema at /api/schema/)."""
 
+from django.utils.translation import gettext as _
 from rest_framework import serializers, viewsets
 from rest_framework.exceptions import ValidationError
 from rest_framework.routers import DefaultRouter
@@ -42,7 +43,8 @@ class OrderViewSet(viewsets.ReadOnlyModelViewSet):
         if not status:
             return qs
         if status not in OrderStatus.values:
-            raise ValidationError({"status": f"unknown status; one of: {', '.join(OrderStatus.values)}"})
+            raise ValidationError(
+                {"status": _("Unknown status; one of: %(values)s") % {"values": ", ".join(OrderStatus.values)}})
         return qs.filter(status=status)
 
 

@@ -1,11 +1,12 @@
 from datetime import timedelta
 
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class OrdersConfig(AppConfig):
     name = "orders"
-    verbose_name = "订单与商品"
+    verbose_name = _("Orders and products")
     periodic_tasks = {"orders: sweep order inbox": ("orders.tasks.sweep_inbox", timedelta(minutes=1))}
 
     def ready(self):

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
 
@@ -41,22 +42,22 @@ class Product(models.Model):
     platform shipment waits for staff to confirm it in the manual queue."""
 
     class Kind(models.TextChoices):
-        VIRTUAL = "virtual", _("虚拟商品")
-        PHYSICAL = "physical", _("实物商品")
+        VIRTUAL = "virtual", _("Virtual goods")
+        PHYSICAL = "physical", _("Physical goods")
 
     class DeliveryWay(models.TextChoices):
         PLATFORM = "platform", _("Through the platform (open-platform delivery message / 闲管家 card pool)")
         CONTACT = "contact", _("To the buyer's contact (delivery link by SMS or e-mail)")
 
-    shop = models.ForeignKey(Shop, verbose_name=_("店铺"), on_delete=models.PROTECT, related_name="products")
-    item_id = models.CharField(_("商品 ID"), max_length=64)
-    title = models.CharField(_("标题"), max_length=255)
-    kind = models.CharField(_("类型"), max_length=16, choices=Kind.choices, default=Kind.VIRTUAL)
-    auto_ship = models.BooleanField(_("自动发货"), default=False)
-    ship_delay_min = models.PositiveIntegerField(_("最短发货延时（分钟）"), default=0)
-    ship_delay_max = models.PositiveIntegerField(_("最长发货延时（分钟）"), default=0)
-    logistics_company = models.CharField(_("物流公司"), max_length=64, blank=True)
-    express_code = models.CharField(_("物流公司编码"), max_length=32, blank=True)
+    shop = models.ForeignKey(Shop, verbose_name=_("shop"), on_delete=models.PROTECT, related_name="products")
+    item_id = models.CharField(_("item ID"), max_length=64)
+    title = models.CharField(_("title"), max_length=255)
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices, default=Kind.VIRTUAL)
+    auto_ship = models.BooleanField(_("auto-ship"), default=False)
+    ship_delay_min = models.PositiveIntegerField(_("shortest shipping delay (minutes)"), default=0)
+    ship_delay_max = models.PositiveIntegerField(_("longest shipping delay (minutes)"), default=0)
+    logistics_company = models.CharField(_("courier"), max_length=64, blank=True)
+    express_code = models.CharField(_("courier code"), max_length=32, blank=True)
     delivery_way = models.CharField(
         _("How the content reaches the buyer"), max_length=16, choices=DeliveryWay.choices,
         default=DeliveryWay.PLATFORM)
@@ -69,22 +70,22 @@ class Product(models.Model):
         help_text=_("Deliver the content at once, but mark the order shipped on the platform only when staff "
                     "confirm it in the manual queue (top-ups, manual recharge)."))
     delivery_template = models.TextField(
-        _("发货模板"), blank=True, validators=[validate_delivery_template],
+        _("delivery template"), blank=True, validators=[validate_delivery_template],
         help_text=_("Plain text in Django template syntax. Variables: code (the first code), codes (all codes, "
                     "one per line; {% for c in codes %} goes through them one by one), quantity, order_no, "
                     "item_title, delivery_url. Leave empty for the default text."))
-    needs_kyc = models.BooleanField(_("需要 KYC"), default=False)
-    stock = models.IntegerField(_("库存"), default=-1, help_text=_("-1 表示不限"))
-    low_stock_threshold = models.PositiveIntegerField(_("低库存提醒阈值"), default=0)
-    is_active = models.BooleanField(_("启用"), default=True)
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
-    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+    needs_kyc = models.BooleanField(_("needs KYC"), default=False)
+    stock = models.IntegerField(_("stock"), default=-1, help_text=_("-1 means unlimited"))
+    low_stock_threshold = models.PositiveIntegerField(_("low-stock alert threshold"), default=0)
+    is_active = models.BooleanField(_("enabled"), default=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     UNLIMITED = -1
 
     class Meta:
-        verbose_name = _("商品")
-        verbose_name_plural = _("商品")
+        verbose_name = _("product")
+        verbose_name_plural = _("products")
         ordering = ["shop", "item_id"]
         constraints = [
             models.UniqueConstraint(fields=["shop", "item_id"], name="product_unique_shop_item"),
@@ -119,24 +120,24 @@ class Product(models.Model):
 
 class StockMovement(models.Model):
     class Reason(models.TextChoices):
-        SOLD = "sold", _("售出")
-        RESTOCK = "restock", _("补货")
-        ADJUST = "adjust", _("调整")
-        RELEASE = "release", _("释放")
+        SOLD = "sold", _("Sold")
+        RESTOCK = "restock", _("Restock")
+        ADJUST = "adjust", _("Adjustment")
+        RELEASE = "release", _("Release")
 
-    product = models.ForeignKey(Product, verbose_name=_("商品"), on_delete=models.CASCADE, related_name="movements")
-    reason = models.CharField(_("类型"), max_length=16, choices=Reason.choices)
-    change = models.IntegerField(_("数量变化"))
-    remaining = models.IntegerField(_("剩余库存"))
-    order = models.ForeignKey("Order", verbose_name=_("订单"), null=True, blank=True, on_delete=models.SET_NULL)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("操作人"), null=True, blank=True,
+    product = models.ForeignKey(Product, verbose_name=_("product"), on_delete=models.CASCADE, related_name="movements")
+    reason = models.CharField(_("kind"), max_length=16, choices=Reason.choices)
+    change = models.IntegerField(_("change"))
+    remaining = models.IntegerField(_("stock left"))
+    order = models.ForeignKey("Order", verbose_name=_("order"), null=True, blank=True, on_delete=models.SET_NULL)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("done by"), null=True, blank=True,
                              on_delete=models.SET_NULL)
-    note = models.CharField(_("备注"), max_length=255, blank=True)
-    created_at = models.DateTimeField(_("时间"), auto_now_add=True, db_index=True)
+    note = models.CharField(_("note"), max_length=255, blank=True)
+    created_at = models.DateTimeField(_("time"), auto_now_add=True, db_index=True)
 
     class Meta:
-        verbose_name = _("库存变动")
-        verbose_name_plural = _("库存变动")
+        verbose_name = _("stock movement")
+        verbose_name_plural = _("stock movements")
         ordering = ["-created_at"]
 
     def __str__(self):
@@ -144,15 +145,15 @@ class StockMovement(models.Model):
 
 
 class OrderStatus(models.TextChoices):
-    PENDING_PAYMENT = "pending_payment", _("待付款")
-    PAID = "paid", _("已付款")
-    AWAITING_KYC = "awaiting_kyc", _("待 KYC")
-    READY_TO_SHIP = "ready_to_ship", _("待发货")
-    SHIPPED = "shipped", _("已发货")
-    COMPLETED = "completed", _("交易成功")
-    CLOSED = "closed", _("已关闭")
-    REFUNDING = "refunding", _("退款中")
-    REFUNDED = "refunded", _("已退款")
+    PENDING_PAYMENT = "pending_payment", _("Pending payment")
+    PAID = "paid", _("Paid")
+    AWAITING_KYC = "awaiting_kyc", _("Awaiting KYC")
+    READY_TO_SHIP = "ready_to_ship", _("Ready to ship")
+    SHIPPED = "shipped", _("Shipped")
+    COMPLETED = "completed", _("Completed")
+    CLOSED = "closed", _("Closed")
+    REFUNDING = "refunding", _("Refunding")
+    REFUNDED = "refunded", _("Refunded")
 
 
 S = OrderStatus
@@ -192,33 +193,33 @@ PLATFORM = {"platform": True}
 class Order(ConcurrentTransitionMixin, models.Model):
     """A platform order and where it stands in our machine (DESIGN.md §3)."""
 
-    shop = models.ForeignKey(Shop, verbose_name=_("店铺"), on_delete=models.PROTECT, related_name="orders")
-    platform_order_id = models.CharField(_("平台订单号"), max_length=64)
-    buyer = models.ForeignKey(BuyerIdentity, verbose_name=_("买家"), null=True, blank=True,
+    shop = models.ForeignKey(Shop, verbose_name=_("shop"), on_delete=models.PROTECT, related_name="orders")
+    platform_order_id = models.CharField(_("platform order no."), max_length=64)
+    buyer = models.ForeignKey(BuyerIdentity, verbose_name=_("buyer"), null=True, blank=True,
                               on_delete=models.SET_NULL, related_name="orders")
-    product = models.ForeignKey(Product, verbose_name=_("商品"), null=True, blank=True, on_delete=models.SET_NULL,
+    product = models.ForeignKey(Product, verbose_name=_("product"), null=True, blank=True, on_delete=models.SET_NULL,
                                 related_name="orders")
-    item_id = models.CharField(_("商品 ID"), max_length=64, blank=True)
-    item_title = models.CharField(_("商品标题"), max_length=255, blank=True)
+    item_id = models.CharField(_("item ID"), max_length=64, blank=True)
+    item_title = models.CharField(_("item title"), max_length=255, blank=True)
     sku = models.CharField(_("SKU"), max_length=255, blank=True)
-    quantity = models.PositiveIntegerField(_("数量"), default=1)
-    amount = models.DecimalField(_("金额（元）"), max_digits=12, decimal_places=2, default=0)
-    receiver = EncryptedJSONField(_("收货信息"), blank=True, default=dict)
-    status = FSMField(_("状态"), max_length=20, choices=OrderStatus.choices, default=S.PENDING_PAYMENT,
+    quantity = models.PositiveIntegerField(_("quantity"), default=1)
+    amount = models.DecimalField(_("amount (yuan)"), max_digits=12, decimal_places=2, default=0)
+    receiver = EncryptedJSONField(_("receiver details"), blank=True, default=dict)
+    status = FSMField(_("status"), max_length=20, choices=OrderStatus.choices, default=S.PENDING_PAYMENT,
                       protected=True, db_index=True)
-    status_before_refund = models.CharField(max_length=20, blank=True, editable=False)
-    platform_status = models.CharField(_("平台状态"), max_length=32, blank=True)
-    platform_event_at = models.DateTimeField(_("最近平台事件时间"), null=True, blank=True)
-    has_anomaly = models.BooleanField(_("异常"), default=False, db_index=True)
-    paid_at = models.DateTimeField(_("付款时间"), null=True, blank=True)
-    shipped_at = models.DateTimeField(_("发货时间"), null=True, blank=True)
-    closed_at = models.DateTimeField(_("关闭时间"), null=True, blank=True)
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True, db_index=True)
-    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+    status_before_refund = models.CharField(_("status before the refund"), max_length=20, blank=True, editable=False)
+    platform_status = models.CharField(_("platform status"), max_length=32, blank=True)
+    platform_event_at = models.DateTimeField(_("last platform event at"), null=True, blank=True)
+    has_anomaly = models.BooleanField(_("anomaly"), default=False, db_index=True)
+    paid_at = models.DateTimeField(_("paid at"), null=True, blank=True)
+    shipped_at = models.DateTimeField(_("shipped at"), null=True, blank=True)
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
-        verbose_name = _("订单")
-        verbose_name_plural = _("订单")
+        verbose_name = _("order")
+        verbose_name_plural = _("orders")
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(fields=["shop", "platform_order_id"], name="order_unique_shop_platform_id"),
@@ -271,46 +272,52 @@ class OrderEvent(models.Model):
     """Append-only log of what happened to an order and who or what caused it."""
 
     class Actor(models.TextChoices):
-        PLATFORM = "platform", _("平台")
-        SYSTEM = "system", _("系统")
-        STAFF = "staff", _("员工")
+        PLATFORM = "platform", _("Platform")
+        SYSTEM = "system", _("System")
+        STAFF = "staff", _("Staff")
 
     class Kind(models.TextChoices):
-        TRANSITION = "transition", _("状态变更")
-        CREATED = "created", _("创建")
-        ANOMALY = "anomaly", _("异常")
-        NOTE = "note", _("记录")
+        TRANSITION = "transition", _("Status change")
+        CREATED = "created", _("Creation")
+        ANOMALY = "anomaly", _("Anomaly")
+        NOTE = "note", _("Note")
 
     # PROTECT: an order with a history cannot be deleted (the log is the record of what happened).
-    order = models.ForeignKey(Order, verbose_name=_("订单"), on_delete=models.PROTECT, related_name="events")
-    kind = models.CharField(_("类型"), max_length=16, choices=Kind.choices, default=Kind.TRANSITION)
-    from_status = models.CharField(_("原状态"), max_length=20, blank=True)
-    to_status = models.CharField(_("新状态"), max_length=20, blank=True)
-    actor = models.CharField(_("操作方"), max_length=16, choices=Actor.choices)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("员工"), null=True, blank=True,
+    order = models.ForeignKey(Order, verbose_name=_("order"), on_delete=models.PROTECT, related_name="events")
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices, default=Kind.TRANSITION)
+    from_status = models.CharField(_("from"), max_length=20, blank=True)
+    to_status = models.CharField(_("to"), max_length=20, blank=True)
+    actor = models.CharField(_("actor"), max_length=16, choices=Actor.choices)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("staff member"), null=True, blank=True,
                              on_delete=models.SET_NULL)
-    message = models.CharField(_("说明"), max_length=500, blank=True)
-    data = models.JSONField(_("数据"), default=dict, blank=True)
-    created_at = models.DateTimeField(_("时间"), auto_now_add=True, db_index=True)
+    message = models.CharField(_("message"), max_length=500, blank=True)
+    data = models.JSONField(_("data"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("time"), auto_now_add=True, db_index=True)
 
     class Meta:
-        verbose_name = _("订单事件")
-        verbose_name_plural = _("订单事件")
+        verbose_name = _("order event")
+        verbose_name_plural = _("order events")
         ordering = ["created_at", "id"]
 
     def __str__(self):
-        return f"{self.order_id}: {self.from_status}→{self.to_status}"
+        # Statuses by their labels ("1: 待付款 → 已付款"), never the raw values.
+        def label(status: str) -> str:
+            return str(OrderStatus(status).label) if status in OrderStatus.values else status
+
+        if self.kind == self.Kind.TRANSITION:
+            return f"{self.order_id}: {label(self.from_status)} → {label(self.to_status)}"
+        return f"{self.order_id}: {self.get_kind_display()}"
 
 
 class OrderInboxEvent(InboxEvent):
     """Order messages from Xianyu (闲管家 push, open-platform relay), stored before processing."""
 
-    shop = models.ForeignKey(Shop, verbose_name=_("店铺"), null=True, blank=True, on_delete=models.SET_NULL)
-    platform_order_id = models.CharField(_("平台订单号"), max_length=64, blank=True, db_index=True)
+    shop = models.ForeignKey(Shop, verbose_name=_("shop"), null=True, blank=True, on_delete=models.SET_NULL)
+    platform_order_id = models.CharField(_("platform order no."), max_length=64, blank=True, db_index=True)
 
     class Meta(InboxEvent.Meta):
-        verbose_name = _("订单消息")
-        verbose_name_plural = _("订单消息")
+        verbose_name = _("order message")
+        verbose_name_plural = _("order messages")
         constraints = [models.UniqueConstraint(fields=["source", "key"], name="order_inbox_unique_key")]
         indexes = [models.Index(fields=["status", "next_attempt_at"], name="order_inbox_due")]
 
@@ -324,7 +331,7 @@ class BackfillRun(models.Model):
         SUCCEEDED = "succeeded", _("Succeeded")
         FAILED = "failed", _("Failed")
 
-    shop = models.ForeignKey(Shop, verbose_name=_("Shop"), on_delete=models.CASCADE, related_name="backfill_runs")
+    shop = models.ForeignKey(Shop, verbose_name=_("shop"), on_delete=models.CASCADE, related_name="backfill_runs")
     since = models.DateTimeField(_("From"), null=True, blank=True,
                                  help_text=_("Empty: every order we know that is not final (no list API)."))
     until = models.DateTimeField(_("To"))
@@ -342,7 +349,7 @@ class BackfillRun(models.Model):
     pages = models.PositiveIntegerField(_("Pages"), default=0)
     message = models.TextField(_("Message"), blank=True)
     started_at = models.DateTimeField(_("Started"), default=timezone.now)
-    finished_at = models.DateTimeField(_("Finished"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("Backfill run")
@@ -351,32 +358,33 @@ class BackfillRun(models.Model):
         indexes = [models.Index(fields=["shop", "status", "-until"], name="backfill_run_checkpoint")]
 
     def __str__(self):
-        return f"{self.shop_id} {self.since or '…'} – {self.until} [{self.status}]"
+        since = f"{timezone.localtime(self.since):%Y-%m-%d %H:%M}" if self.since else "…"
+        return f"{self.shop_id} {since} – {timezone.localtime(self.until):%Y-%m-%d %H:%M} [{self.get_status_display()}]"
 
 
 class SandboxOrder(models.Model):
     """The sandbox platform's side of an order: what a real platform would hold."""
 
-    shop = models.ForeignKey(Shop, on_delete=models.CASCADE, related_name="+")
-    order_no = models.CharField(max_length=64)
-    status = models.CharField(max_length=16, default="paid")
-    item_id = models.CharField(max_length=64)
-    title = models.CharField(max_length=255, blank=True)
-    quantity = models.PositiveIntegerField(default=1)
-    amount_fen = models.PositiveIntegerField(default=0)
-    buyer_id = models.CharField(max_length=64, default="sandbox-buyer")
-    buyer_nick = models.CharField(max_length=64, default="沙箱买家")
-    waybill_no = models.CharField(max_length=64, blank=True)
-    express_name = models.CharField(max_length=64, blank=True)
-    modified_at = models.DateTimeField()
+    shop = models.ForeignKey(Shop, verbose_name=_("shop"), on_delete=models.CASCADE, related_name="+")
+    order_no = models.CharField(_("order no."), max_length=64)
+    status = models.CharField(_("platform status"), max_length=16, default="paid")
+    item_id = models.CharField(_("item ID"), max_length=64)
+    title = models.CharField(_("title"), max_length=255, blank=True)
+    quantity = models.PositiveIntegerField(_("quantity"), default=1)
+    amount_fen = models.PositiveIntegerField(_("amount (fen)"), default=0)
+    buyer_id = models.CharField(_("buyer ID"), max_length=64, default="sandbox-buyer")
+    buyer_nick = models.CharField(_("buyer nickname"), max_length=64, default="沙箱买家")
+    waybill_no = models.CharField(_("waybill no."), max_length=64, blank=True)
+    express_name = models.CharField(_("courier"), max_length=64, blank=True)
+    modified_at = models.DateTimeField(_("modified at"))
 
     class Meta:
-        verbose_name = _("沙箱订单（模拟平台）")
-        verbose_name_plural = _("沙箱订单（模拟平台）")
+        verbose_name = _("sandbox order (simulated platform)")
+        verbose_name_plural = _("sandbox orders (simulated platform)")
         constraints = [models.UniqueConstraint(fields=["shop", "order_no"], name="sandbox_order_unique")]
 
     def __str__(self):
-        return f"[沙箱] {self.order_no}"
+        return gettext("[sandbox] %(no)s") % {"no": self.order_no}
 
 
 class SandboxMessage(models.Model):
@@ -385,7 +393,7 @@ class SandboxMessage(models.Model):
     order = models.ForeignKey(SandboxOrder, verbose_name=_("Sandbox order"), on_delete=models.CASCADE,
                               related_name="messages")
     text = models.TextField(_("Text the buyer received"))
-    created_at = models.DateTimeField(_("时间"), auto_now_add=True)
+    created_at = models.DateTimeField(_("time"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("Sandbox buyer message")
@@ -393,22 +401,22 @@ class SandboxMessage(models.Model):
         ordering = ["created_at", "pk"]
 
     def __str__(self):
-        return f"[沙箱] {self.order.order_no}: {self.text[:30]}"
+        return gettext("[sandbox] %(no)s: %(text)s") % {"no": self.order.order_no, "text": self.text[:30]}
 
 
 class SandboxCall(models.Model):
     """Every call the sandbox adapter received, as a real platform's log would show it."""
 
-    shop = models.ForeignKey(Shop, on_delete=models.CASCADE, related_name="+")
-    method = models.CharField(_("方法"), max_length=32)
-    params = models.JSONField(_("参数"), default=dict)
-    response = models.JSONField(_("返回"), default=dict)
-    created_at = models.DateTimeField(_("时间"), auto_now_add=True)
+    shop = models.ForeignKey(Shop, verbose_name=_("shop"), on_delete=models.CASCADE, related_name="+")
+    method = models.CharField(_("adapter method"), max_length=32)
+    params = models.JSONField(_("parameters"), default=dict)
+    response = models.JSONField(_("response"), default=dict)
+    created_at = models.DateTimeField(_("time"), auto_now_add=True)
 
     class Meta:
-        verbose_name = _("沙箱调用记录")
-        verbose_name_plural = _("沙箱调用记录")
+        verbose_name = _("sandbox call")
+        verbose_name_plural = _("sandbox calls")
         ordering = ["-created_at"]
 
     def __str__(self):
-        return f"[沙箱] {self.method}"
+        return gettext("[sandbox] %(method)s") % {"method": self.method}

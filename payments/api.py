@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
@@ -129,17 +130,18 @@ class ApplicationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         params = self.request.query_params
         status_ = params.get("status") or None
         if status_ is not None and status_ not in ApplicationStatus.values:
-            raise ValidationError({"status": f"choose from {', '.join(ApplicationStatus.values)}"})
+            raise ValidationError(
+                {"status": _("Choose from %(values)s") % {"values": ", ".join(ApplicationStatus.values)}})
         attention = {"true": True, "1": True, "false": False, "0": False, None: None, "": None}.get(
             params.get("attention"), "bad")
         if attention == "bad":
-            raise ValidationError({"attention": "true or false"})
+            raise ValidationError({"attention": _("true or false")})
         merchant = params.get("merchant") or ""
         if merchant and (not merchant.isdigit() or len(merchant) > 18):
-            raise ValidationError({"merchant": "a merchant id"})
+            raise ValidationError({"merchant": _("a merchant id")})
         q = (params.get("q") or "").strip()
         if len(q) > 100 or "\x00" in q:
-            raise ValidationError({"q": "at most 100 characters"})
+            raise ValidationError({"q": _("at most 100 characters")})
         return selectors.applications(status=status_, attention=attention, merchant_id=int(merchant) if merchant
                                       else None, q=q)
 

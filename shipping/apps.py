@@ -1,11 +1,12 @@
 from datetime import timedelta
 
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class ShippingConfig(AppConfig):
     name = "shipping"
-    verbose_name = "发货"
+    verbose_name = _("Shipping")
     periodic_tasks = {"shipping: dispatch due shipments": ("shipping.tasks.sweep_shipments", timedelta(minutes=1))}
 
     def ready(self):

@@ -9,13 +9,14 @@ MAX_IMPORT_BYTES = 5 * 1024 * 1024
 
 
 class ManualShipForm(forms.Form):
-    logistics_company = forms.CharField(label=_("物流公司"), max_length=64, required=False)
-    express_code = forms.CharField(label=_("物流公司编码"), max_length=32, required=False,
-                                   help_text=_("平台的快递公司编码，如 shunfeng；虚拟商品可留空"))
-    waybill_no = forms.CharField(label=_("运单号"), max_length=64, required=False,
-                                 help_text=_("实物商品必填，须为真实运单号"))
-    content = forms.CharField(label=_("发货内容"), required=False, widget=forms.Textarea(attrs={"rows": 4}),
-                              help_text=_("虚拟商品：留空则按商品发货模板生成"))
+    logistics_company = forms.CharField(label=_("Courier"), max_length=64, required=False)
+    express_code = forms.CharField(label=_("Courier code"), max_length=32, required=False,
+                                   help_text=_("The platform's courier code, e.g. shunfeng; may be left empty for "
+                                               "virtual goods"))
+    waybill_no = forms.CharField(label=_("Waybill no."), max_length=64, required=False,
+                                 help_text=_("Required for physical goods: a real waybill number"))
+    content = forms.CharField(label=_("Delivery content"), required=False, widget=forms.Textarea(attrs={"rows": 4}),
+                              help_text=_("Virtual goods: leave empty to use the product's delivery template"))
     handed_over = forms.BooleanField(
         label=_("I handed the content to the buyer myself"), required=False,
         help_text=_("Virtual goods: tick when you gave the buyer the content yourself (e.g. in the Xianyu chat); "
@@ -24,11 +25,12 @@ class ManualShipForm(forms.Form):
 
 
 class BulkShipForm(forms.Form):
-    logistics_company = forms.CharField(label=_("物流公司"), max_length=64, required=False)
-    express_code = forms.CharField(label=_("物流公司编码"), max_length=32, required=False)
+    logistics_company = forms.CharField(label=_("Courier"), max_length=64, required=False)
+    express_code = forms.CharField(label=_("Courier code"), max_length=32, required=False)
     waybills = forms.CharField(
-        label=_("运单号"), required=False, widget=forms.Textarea(attrs={"rows": 8}),
-        help_text=_("每行一个：按上面订单的顺序每行一个运单号，或每行「订单号 运单号」。虚拟商品可留空"))
+        label=_("Waybill no."), required=False, widget=forms.Textarea(attrs={"rows": 8}),
+        help_text=_("One per line: a waybill number per line in the order of the orders above, or “order no. "
+                    "waybill no.” on each line. May be left empty for virtual goods"))
 
     def __init__(self, *args, order_nos: list[str], **kwargs):
         super().__init__(*args, **kwargs)
@@ -42,21 +44,24 @@ class BulkShipForm(forms.Form):
             pairs = {a: b for a, b in lines}
             unknown = sorted(set(pairs) - set(self.order_nos))
             if unknown:
-                raise forms.ValidationError(_("这些订单号不在所选订单中：%(nos)s") % {"nos": "、".join(unknown)})
+                raise forms.ValidationError(_("These order numbers are not among the selected orders: %(nos)s")
+                                            % {"nos": "、".join(unknown)})
             return pairs
         if any(len(parts) != 1 for parts in lines):
-            raise forms.ValidationError(_("格式不一致：每行只写运单号，或每行写「订单号 运单号」"))
+            raise forms.ValidationError(_("Mixed formats: write only a waybill number on every line, or “order no. "
+                                          "waybill no.” on every line"))
         if len(lines) != len(self.order_nos):
-            raise forms.ValidationError(_("运单号有 %(n)d 行，但选中了 %(m)d 个订单")
+            raise forms.ValidationError(_("There are %(n)d waybill lines but %(m)d selected orders")
                                         % {"n": len(lines), "m": len(self.order_nos)})
         return dict(zip(self.order_nos, (parts[0] for parts in lines), strict=True))
 
 
 class CardCodeImportForm(forms.Form):
-    product = forms.ModelChoiceField(label=_("商品"), queryset=Product.objects.filter(kind=Product.Kind.VIRTUAL))
-    text = forms.CharField(label=_("粘贴卡密"), required=False, widget=forms.Textarea(attrs={"rows": 12}),
-                           help_text=_("每行一个卡密，空行与重复项会被跳过并统计"))
-    file = forms.FileField(label=_("或上传文本文件"), required=False, help_text=_("UTF-8 文本，每行一个卡密"))
+    product = forms.ModelChoiceField(label=_("Product"), queryset=Product.objects.filter(kind=Product.Kind.VIRTUAL))
+    text = forms.CharField(label=_("Paste card codes"), required=False, widget=forms.Textarea(attrs={"rows": 12}),
+                           help_text=_("One code per line; empty lines and duplicates are skipped and counted"))
+    file = forms.FileField(label=_("Or upload a text file"), required=False,
+                           help_text=_("UTF-8 text, one code per line"))
 
     def clean(self):
         data = super().clean()
@@ -64,12 +69,12 @@ class CardCodeImportForm(forms.Form):
         upload = data.get("file")
         if upload:
             if upload.size > MAX_IMPORT_BYTES:
-                raise forms.ValidationError(_("文件过大（上限 5 MB）"))
+                raise forms.ValidationError(_("The file is too large (at most 5 MB)"))
             try:
                 lines += upload.read().decode("utf-8-sig").splitlines()
             except UnicodeDecodeError as exc:
-                raise forms.ValidationError(_("文件不是 UTF-8 文本")) from exc
+                raise forms.ValidationError(_("The file is not UTF-8 text")) from exc
         if not lines:
-            raise forms.ValidationError(_("请粘贴卡密或上传文件"))
+            raise forms.ValidationError(_("Paste card codes or upload a file"))
         data["lines"] = lines
         return data

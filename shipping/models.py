@@ -24,6 +24,7 @@ import secrets
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
@@ -37,13 +38,13 @@ def new_token() -> str:
 
 
 class ShipmentStatus(models.TextChoices):
-    SCHEDULED = "scheduled", _("待发货（已排期）")
-    SENDING = "sending", _("发货中")
-    RETRY_WAIT = "retry_wait", _("等待重试")
-    SHIPPED = "shipped", _("已发货")
-    FAILED = "failed", _("发货失败")
-    CANCELLED = "cancelled", _("已取消")
-    AWAITING_STAFF = "awaiting_staff", _("待人工发货")
+    SCHEDULED = "scheduled", _("Scheduled")
+    SENDING = "sending", _("Shipping in progress")
+    RETRY_WAIT = "retry_wait", _("Waiting to retry")
+    SHIPPED = "shipped", _("Shipped")
+    FAILED = "failed", _("Shipping failed")
+    CANCELLED = "cancelled", _("Cancelled")
+    AWAITING_STAFF = "awaiting_staff", _("Awaiting staff")
 
 
 St = ShipmentStatus
@@ -53,9 +54,9 @@ CANCELLABLE = [St.SCHEDULED, St.RETRY_WAIT, St.AWAITING_STAFF, St.FAILED]
 
 class Shipment(ConcurrentTransitionMixin, models.Model):
     class Method(models.TextChoices):
-        AUTO = "auto", _("自动发货")
-        STAFF = "staff", _("人工发货")
-        PLATFORM = "platform", _("平台已发货")
+        AUTO = "auto", _("Automatic")
+        STAFF = "staff", _("By staff")
+        PLATFORM = "platform", _("Shipped on the platform")
 
     class Way(models.TextChoices):
         """How this shipment's content goes to the buyer (chosen at its first attempt)."""
@@ -66,41 +67,45 @@ class Shipment(ConcurrentTransitionMixin, models.Model):
         STAFF = "staff", _("Handed over by staff")
 
     # PROTECT: a shipment is a record (what was delivered, how); its order cannot be deleted from under it.
-    order = models.OneToOneField(Order, verbose_name=_("订单"), on_delete=models.PROTECT, related_name="shipment")
-    status = FSMField(_("状态"), max_length=20, choices=ShipmentStatus.choices, default=St.SCHEDULED,
+    order = models.OneToOneField(Order, verbose_name=_("order"), on_delete=models.PROTECT, related_name="shipment")
+    status = FSMField(_("status"), max_length=20, choices=ShipmentStatus.choices, default=St.SCHEDULED,
                       protected=True, db_index=True)
-    due_at = models.DateTimeField(_("计划发货时间"), db_index=True)
-    attempts = models.PositiveSmallIntegerField(_("尝试次数"), default=0)
+    due_at = models.DateTimeField(_("shipping due at"), db_index=True)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     needs_reconcile = models.BooleanField(
-        _("待核对"), default=False, help_text=_("上次发货结果未知，再次发货前先向平台查询"))
-    cancel_requested = models.BooleanField(_("已请求取消"), default=False,
-                                           help_text=_("订单在发货途中被关闭：本次发货结束后再处理"))
-    manual_reason = models.CharField(_("转人工原因"), max_length=255, blank=True)
-    last_error = models.TextField(_("最近错误"), blank=True)
-    logistics_company = models.CharField(_("物流公司"), max_length=64, blank=True)
-    express_code = models.CharField(_("物流公司编码"), max_length=32, blank=True)
-    waybill_no = models.CharField(_("运单号"), max_length=64, blank=True)
-    content = EncryptedTextField(_("发货内容"), blank=True, default="")
-    token = models.CharField(_("提货链接令牌"), max_length=64, unique=True, default=new_token, editable=False)
+        _("needs reconciling"), default=False,
+        help_text=_("The last attempt's outcome is unknown: ask the platform before shipping again"))
+    cancel_requested = models.BooleanField(_("cancel requested"), default=False,
+                                           help_text=_("The order was closed while it was being shipped: handled "
+                                                       "once this attempt ends"))
+    manual_reason = models.CharField(_("why staff are needed"), max_length=255, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+    logistics_company = models.CharField(_("courier"), max_length=64, blank=True)
+    express_code = models.CharField(_("courier code"), max_length=32, blank=True)
+    waybill_no = models.CharField(_("waybill no."), max_length=64, blank=True)
+    content = EncryptedTextField(_("delivery content"), blank=True, default="")
+    token = models.CharField(_("delivery link token"), max_length=64, unique=True, default=new_token, editable=False)
     delivery_way = models.CharField(_("Delivery way"), max_length=20, choices=Way.choices, blank=True)
     pool_uploaded_at = models.DateTimeField(_("Codes added to the platform card pool"), null=True, blank=True)
     content_handed_at = models.DateTimeField(_("Content reached the buyer"), null=True, blank=True)
     status_sent_at = models.DateTimeField(_("Platform order marked shipped"), null=True, blank=True)
     stock_taken = models.PositiveIntegerField(
-        _("已扣库存"), default=0, help_text=_("为本单扣减的库存数量，取消时原数退回"))
-    method = models.CharField(_("发货方式"), max_length=16, choices=Method.choices, blank=True)
-    shipped_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("发货人"), null=True, blank=True,
+        _("stock taken"), default=0,
+        help_text=_("Stock taken for this order; all of it is given back when the shipment is cancelled"))
+    method = models.CharField(_("shipping method"), max_length=16, choices=Method.choices, blank=True)
+    shipped_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("shipped by"), null=True, blank=True,
                                    on_delete=models.SET_NULL, related_name="+")
-    sent_at = models.DateTimeField(_("最近发送时间"), null=True, blank=True)
-    lease_until = models.DateTimeField(_("发送租约到期"), null=True, blank=True,
-                                       help_text=_("发货中状态的租约：到期未结束视为进程中断，先核对再重试"))
-    shipped_at = models.DateTimeField(_("发货时间"), null=True, blank=True)
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
-    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+    sent_at = models.DateTimeField(_("last sent at"), null=True, blank=True)
+    lease_until = models.DateTimeField(_("sending lease until"), null=True, blank=True,
+                                       help_text=_("Lease of a shipment being sent: one that runs out unfinished is "
+                                                   "taken as an interrupted process, reconciled, then retried"))
+    shipped_at = models.DateTimeField(_("shipped at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
-        verbose_name = _("发货单")
-        verbose_name_plural = _("发货单")
+        verbose_name = _("shipment")
+        verbose_name_plural = _("shipments")
         ordering = ["due_at", "pk"]
         indexes = [models.Index(fields=["status", "due_at"], name="shipment_status_due")]
 
@@ -172,24 +177,24 @@ class Handover(models.Model):
         LINK = "link", _("Link to the delivery page only")
 
     class Status(models.TextChoices):
-        PENDING = "pending", _("Pending")
+        PENDING = "pending", _("Sending")
         DELIVERED = "delivered", _("Delivered")
         HELD = "held", _("Held by the platform")
         FAILED = "failed", _("Failed")
         UNKNOWN = "unknown", _("Outcome unknown")
 
-    shipment = models.ForeignKey(Shipment, verbose_name=_("发货单"), on_delete=models.CASCADE,
+    shipment = models.ForeignKey(Shipment, verbose_name=_("shipment"), on_delete=models.CASCADE,
                                  related_name="handovers")
     attempt = models.PositiveSmallIntegerField(_("Attempt"), default=0)
     channel = models.CharField(_("Channel"), max_length=20, choices=Channel.choices)
     carried = models.CharField(_("Carried"), max_length=10, choices=Carried.choices)
-    status = models.CharField(_("状态"), max_length=10, choices=Status.choices, default=Status.PENDING)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
     destination = EncryptedTextField(_("Destination"), blank=True, default="")
     destination_hint = models.CharField(_("Destination (masked)"), max_length=64, blank=True)
     answer = models.CharField(_("Answer"), max_length=500, blank=True)
     notification = models.ForeignKey("notifications.Notification", verbose_name=_("Notification"), null=True,
                                      blank=True, on_delete=models.SET_NULL, related_name="+")
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     finished_at = models.DateTimeField(_("Finished at"), null=True, blank=True)
 
     class Meta:
@@ -198,24 +203,24 @@ class Handover(models.Model):
         ordering = ["shipment", "pk"]
 
     def __str__(self):
-        return f"{self.shipment_id} {self.channel} {self.status}"
+        return f"{self.shipment_id} {self.get_channel_display()} {self.get_status_display()}"
 
 
 class DeliveryView(models.Model):
     """One opening of a delivery page by whoever holds its link."""
 
-    shipment = models.ForeignKey(Shipment, verbose_name=_("发货单"), on_delete=models.CASCADE, related_name="views")
+    shipment = models.ForeignKey(Shipment, verbose_name=_("shipment"), on_delete=models.CASCADE, related_name="views")
     ip = models.GenericIPAddressField(_("IP"), null=True, blank=True)
-    user_agent = models.CharField(_("浏览器标识"), max_length=255, blank=True)
-    viewed_at = models.DateTimeField(_("查看时间"), auto_now_add=True, db_index=True)
+    user_agent = models.CharField(_("user agent"), max_length=255, blank=True)
+    viewed_at = models.DateTimeField(_("viewed at"), auto_now_add=True, db_index=True)
 
     class Meta:
-        verbose_name = _("提货页访问记录")
-        verbose_name_plural = _("提货页访问记录")
+        verbose_name = _("delivery page view")
+        verbose_name_plural = _("delivery page views")
         ordering = ["-viewed_at"]
 
     def __str__(self):
-        return f"{self.shipment_id} {self.viewed_at:%Y-%m-%d %H:%M:%S}"
+        return f"{self.shipment_id} {timezone.localtime(self.viewed_at):%Y-%m-%d %H:%M:%S}"
 
 
 class CardCode(models.Model):
@@ -227,26 +232,26 @@ class CardCode(models.Model):
     available ─► void (staff withdrew it)"""
 
     class Status(models.TextChoices):
-        AVAILABLE = "available", _("可用")
-        RESERVED = "reserved", _("已预留")
-        DELIVERED = "delivered", _("已发出")
-        VOID = "void", _("已作废")
+        AVAILABLE = "available", _("Available")
+        RESERVED = "reserved", _("Reserved")
+        DELIVERED = "delivered", _("Sent out")
+        VOID = "void", _("Void")
 
-    product = models.ForeignKey(Product, verbose_name=_("商品"), on_delete=models.PROTECT, related_name="card_codes")
-    code = EncryptedTextField(_("卡密"))
-    code_hash = models.CharField(_("卡密摘要"), max_length=64, editable=False)
-    status = models.CharField(_("状态"), max_length=16, choices=Status.choices, default=Status.AVAILABLE)
-    order = models.ForeignKey(Order, verbose_name=_("订单"), null=True, blank=True, on_delete=models.PROTECT,
+    product = models.ForeignKey(Product, verbose_name=_("product"), on_delete=models.PROTECT, related_name="card_codes")
+    code = EncryptedTextField(_("card code"))
+    code_hash = models.CharField(_("code digest"), max_length=64, editable=False)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.AVAILABLE)
+    order = models.ForeignKey(Order, verbose_name=_("order"), null=True, blank=True, on_delete=models.PROTECT,
                               related_name="card_codes")
-    imported_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("导入人"), null=True, blank=True,
+    imported_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("imported by"), null=True, blank=True,
                                     on_delete=models.SET_NULL, related_name="+")
-    created_at = models.DateTimeField(_("导入时间"), auto_now_add=True)
-    reserved_at = models.DateTimeField(_("预留时间"), null=True, blank=True)
-    delivered_at = models.DateTimeField(_("发出时间"), null=True, blank=True)
+    created_at = models.DateTimeField(_("imported at"), auto_now_add=True)
+    reserved_at = models.DateTimeField(_("reserved at"), null=True, blank=True)
+    delivered_at = models.DateTimeField(_("sent out at"), null=True, blank=True)
 
     class Meta:
-        verbose_name = _("卡密")
-        verbose_name_plural = _("卡密")
+        verbose_name = _("card code")
+        verbose_name_plural = _("card codes")
         ordering = ["product", "pk"]
         constraints = [
             models.UniqueConstraint(fields=["product", "code_hash"], name="cardcode_unique_product_hash"),
@@ -270,5 +275,5 @@ class ManualShipment(Shipment):
 
     class Meta:
         proxy = True
-        verbose_name = _("待人工发货")
-        verbose_name_plural = _("待人工发货")
+        verbose_name = _("shipment awaiting staff")
+        verbose_name_plural = _("shipments awaiting staff")

@@ -1,16 +1,19 @@
-"""The buyer's delivery page: `/delivery/<token>/`, no login, the 256-bit token is the credential."""
+"""The buyer's delivery page: `/delivery/<token>/`, no login, the 256-bit token is the credential. Chinese
+content, whatever language the visitor chose (common.i18n.buyer_page)."""
 
 from django.http import Http404
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from common.i18n import buyer_page
 from common.inbox import client_ip
 
 from .models import Shipment, ShipmentStatus
 from .services import delivery_view_log
 
 
+@buyer_page
 @never_cache
 @require_GET
 def delivery(request, token: str):

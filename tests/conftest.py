@@ -12,6 +12,15 @@ celery_app.conf.task_always_eager = True
 celery_app.conf.task_eager_propagates = False
 
 
+def pytest_configure(config):
+    """Tests read the compiled catalogs (they assert the Chinese a page shows): compile any catalog whose .mo is
+    missing or older than its .po, as ./test does, so a bare `pytest` run sees the same pages."""
+    from common.translations import compile_catalogs, reset_translation_caches
+
+    if compile_catalogs():
+        reset_translation_caches()
+
+
 def _is_postgres():
     from django.conf import settings
 

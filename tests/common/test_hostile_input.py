@@ -76,7 +76,7 @@ def test_a_refused_query_says_why(staff):
         reason = translation.gettext("The query string contains characters that are not allowed.")
     assert resp.content.decode() == reason
     api = staff.get("/api/v1/orders/?status=bogus")
-    assert api.status_code == 400 and api.json()["status"].startswith("unknown status; one of: pending_payment, paid")
+    assert api.status_code == 400 and api.json()["status"].startswith("未知状态，可选值：pending_payment, paid")
     assert staff.get("/api/v1/orders/?status=paid").status_code == 200
 
 

@@ -64,7 +64,7 @@ def test_sumsub_page_loads_the_websdk(sumsub, sandbox_shop):
 
 def test_a_nul_byte_in_the_link_is_a_plain_400(v):
     resp = Client().get("/verify/abc%00def/")
-    assert resp.status_code == 400 and "not allowed" in resp.content.decode()
+    assert resp.status_code == 400 and "不允许的字符" in resp.content.decode()
     assert Client().post("/verify/abc%00def/token/").status_code == 400
 
 
@@ -144,3 +144,15 @@ def test_oversized_webhooks_are_refused_before_parsing(v, settings):
     body = json.dumps({"type": "applicantReviewed", "pad": "x" * 2000}).encode()
     resp = Client().post("/webhooks/sumsub/", data=body, content_type="application/json", **signed(body))
     assert resp.status_code == 413 and SumsubInboxEvent.objects.count() == 0
+
+
+def test_the_page_is_chinese_whatever_language_the_visitor_chose(v):
+    """Buyer content: an English browser, or staff who switched their admin to English, see the same page."""
+    client = Client()
+    client.cookies["django_language"] = "en"
+    resp = client.get(f"/verify/{v.token}/", HTTP_ACCEPT_LANGUAGE="en-US,en;q=0.9")
+    html = resp.content.decode()
+    assert resp.status_code == 200 and resp["Content-Language"] == "zh-hans"
+    assert '<html lang="zh-CN">' in html and "请完成实名认证" in html
+    status = client.get(f"/verify/{v.token}/status/")
+    assert status["Content-Language"] == "zh-hans" and status.json()["checked_at"].endswith("+08:00")

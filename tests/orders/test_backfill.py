@@ -4,8 +4,9 @@ the orders we know."""
 
 import io
 import json
+import re
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.core.management import call_command
@@ -144,6 +145,14 @@ def test_progress_shows_slices_pages_rate_and_eta(fake, shop, small_cap):
     assert "  slice 1: " in text and "  slice 2: " in text
     assert "pages, " in text and " of 300, ETA " in text and "orders/s" in text
     assert "300 orders seen, 300 new" in text
+
+
+def test_the_command_shows_times_in_shanghai_time(fake, shop):
+    since = f"{timezone.localtime() - timedelta(days=2):%Y-%m-%d %H:%M:%S}"
+    out = backfill("--since", since)  # until: now, which the run holds as an aware time
+    shown_until = re.search(rf": backfill {since} – (\S+ \S+)", out).group(1)
+    until = timezone.make_aware(datetime.strptime(shown_until, "%Y-%m-%d %H:%M:%S"))  # read as Shanghai time
+    assert abs(until - timezone.now()) < timedelta(minutes=1)  # (in UTC it would be 8 hours off)
 
 
 def test_open_platform_requeries_every_known_order_that_is_not_final(settings):

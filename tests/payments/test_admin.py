@@ -74,7 +74,7 @@ def test_staff_fill_the_form_and_save_and_submit(fake, admin_client_, merchant):
                               {**form_data(merchant), "_submit_to_alipay": "1"}, follow=True)
     app = FacetofaceApplication.objects.get()
     assert resp.status_code == 200 and app.status == "submitted" and app.business_license_mobile == "13900139000"
-    assert "Submitted 1 application(s)." in messages_of(resp)
+    assert "已提交 1 个申请。" in messages_of(resp)
     assert [c["method"] for c in fake.calls][-1] == "alipay.open.agent.confirm"
     page = admin_client_.get(reverse("admin:payments_facetofaceapplication_change", args=[app.pk])).content.decode()
     assert "alipay.open.agent.facetoface.sign" in page                   # the answers are on the application
@@ -82,10 +82,10 @@ def test_staff_fill_the_form_and_save_and_submit(fake, admin_client_, merchant):
 
 
 @pytest.mark.parametrize("picture, error", [
-    (upload("inside.txt", b"x" * 10000, "text/plain"), "Pictures must be png, bmp, gif, jpg or jpeg files"),
-    (upload("inside.png", sample_png()[:3000]), "it must be at least 5 KB"),
-    (upload("inside.png", sample_png() + b"\x00" * (5 * 1024 * 1024)), "it must be at most 5 MB"),
-    (upload("inside.jpg", sample_png()), "is not a jpg picture"),
+    (upload("inside.txt", b"x" * 10000, "text/plain"), "图片须为 png、bmp、gif、jpg 或 jpeg 格式"),
+    (upload("inside.png", sample_png()[:3000]), "不能小于 5 KB"),
+    (upload("inside.png", sample_png() + b"\x00" * (5 * 1024 * 1024)), "不能超过 5 MB"),
+    (upload("inside.jpg", sample_png()), "文件内容不是 jpg 格式的图片"),
 ])
 def test_pictures_are_checked_with_a_plain_error(fake, admin_client_, merchant, picture, error):
     resp = admin_client_.post(reverse("admin:payments_facetofaceapplication_add"),
@@ -99,17 +99,17 @@ def test_hostile_text_is_refused_by_the_form(fake, admin_client_, merchant):
                               form_data(merchant, shop_name="bad\x00name", province_code="33000X"))
     assert resp.status_code == 200 and FacetofaceApplication.objects.count() == 0
     body = resp.content.decode()
-    assert "Null characters are not allowed" in body and "6-digit administrative region code" in body
+    assert "不允许是用空字符串" in body and "请输入 6 位行政区划代码" in body  # Django's own Chinese, and ours
 
 
 def test_actions_report_through_messages(fake, admin_client_, application):
     url = reverse("admin:payments_facetofaceapplication_changelist")
     resp = admin_client_.post(url, {"action": "query_now", "_selected_action": [application.pk]}, follow=True)
-    assert any("Nothing to query" in m for m in messages_of(resp))
+    assert any("无需查询" in m for m in messages_of(resp))
     resp = admin_client_.post(url, {"action": "submit", "_selected_action": [application.pk]}, follow=True)
-    assert "Submitted 1 application(s)." in messages_of(resp)
+    assert "已提交 1 个申请。" in messages_of(resp)
     resp = admin_client_.post(url, {"action": "query_now", "_selected_action": [application.pk]}, follow=True)
-    assert "Queried 1 application(s)." in messages_of(resp)
+    assert "已查询 1 个申请。" in messages_of(resp)
     assert FacetofaceApplication.objects.get(pk=application.pk).status == "auditing"
 
 
@@ -149,13 +149,13 @@ def test_refund_action_with_reason(fake, finance_client, trade, django_capture_o
     trade_check(trade_id=trade.pk, force=True)
     url = reverse("admin:payments_trade_changelist")
     form = finance_client.post(url, {"action": "refund", "_selected_action": [trade.pk]})
-    assert "Still refundable: 100.00 yuan." in form.content.decode()
+    assert "可退金额：100.00 元。" in form.content.decode()
     resp = finance_client.post(url, {"action": "refund", "_selected_action": [trade.pk], "apply": "1",
                                      "amount": "25.50", "reason": "买家退货"}, follow=True)
     refund = Refund.objects.get()
     assert (refund.status, refund.amount, refund.reason, refund.requested_by_name) == (
         "succeeded", refund.amount, "买家退货", "cashier")
-    assert str(refund.amount) == "25.50" and any("Refunded" in m for m in messages_of(resp))
+    assert str(refund.amount) == "25.50" and any("已退款" in m for m in messages_of(resp))
     too_much = finance_client.post(url, {"action": "refund", "_selected_action": [trade.pk], "apply": "1",
                                          "amount": "80", "reason": "x"}, follow=True)
     assert any("74.50" in m for m in messages_of(too_much)) and Refund.objects.count() == 1
@@ -165,4 +165,4 @@ def test_finance_role_uses_the_api_and_the_admin(fake, finance_client, applicati
     assert finance_client.get(reverse("admin:payments_facetofaceapplication_changelist")).status_code == 200
     assert finance_client.get("/api/v1/facetoface/").status_code == 200
     resp = finance_client.post(f"/api/v1/facetoface/{application.pk}/query/")
-    assert resp.status_code == 400 and "Nothing to query" in resp.json()["non_field_errors"][0]
+    assert resp.status_code == 400 and "无需查询" in resp.json()["non_field_errors"][0]

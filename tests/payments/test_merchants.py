@@ -110,4 +110,4 @@ def test_refused_refresh_marks_the_merchant_expired_and_tells_staff(clock, fake,
     assert m.token_state == "expired" and not m.can_trade and "isv.refresh-token-invalid" in m.token_error
     deliver_all()
     [notice] = mails_to(STAFF_EMAIL)
-    assert "杭州小店" in notice.body and "authorise again" in notice.body
+    assert "杭州小店" in notice.body and "需重新授权" in notice.body

@@ -70,7 +70,7 @@ def test_first_query_after_five_minutes_then_every_four_hours_until_final(fake, 
     [link] = mails_to(MERCHANT_EMAIL)
     assert app.confirm_url in link.body and "杭州小店" in link.body
     moves = sorted(m.body.split("变为 ")[1].split("。")[0] for m in mails_to(STAFF_EMAIL, "状态变更"))
-    assert moves == ["Awaiting merchant confirmation", "Onboarded", "Submitted", "Under review"]
+    assert moves == sorted(["待商户确认", "开通成功", "已提交", "审核中"])
 
 
 @pytest.mark.parametrize("alipay_status, status, final", [
@@ -93,7 +93,7 @@ def test_other_answers_end_the_polling(fake, application, clock, alipay_status, 
     if status == "closed":
         assert app.reject_reason == "营业执照不清晰"
     if status == "held":
-        assert app.needs_attention and "fix" in app.attention_reason
+        assert app.needs_attention and "补充资料" in app.attention_reason
 
 
 def test_a_held_application_is_fixed_and_submitted_again_in_a_new_batch(fake, application, clock):
@@ -161,4 +161,4 @@ def test_query_now_and_the_command(fake, application, clock, capsys):
     call_command("poll_facetoface", "--all")                    # every application still polled
     assert get(app).query_count == 4
     out = capsys.readouterr().out
-    assert f"#{app.pk}" in out and "Under review" in out
+    assert f"#{app.pk}" in out and "审核中" in out

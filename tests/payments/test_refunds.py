@@ -69,7 +69,7 @@ def test_bad_requests_are_refused_plainly(fake, paid, finance, amount, reason):
 
 
 def test_an_unpaid_trade_cannot_be_refunded(fake, trade, finance):
-    with pytest.raises(RefundError, match="paid"):
+    with pytest.raises(RefundError, match="只有已付款的交易"):
         refund_request(trade_id=trade.pk, amount="1", reason="x", user=finance)
 
 

@@ -54,7 +54,7 @@ def test_three_steps_submit_the_application_with_its_pictures(fake, application,
         (CREATE, "ok"), (SIGN, "ok"), (CONFIRM, "ok")]
     deliver_all()
     [notice] = mails_to(STAFF_EMAIL, "状态变更")
-    assert "Submitted" in notice.body and app.order_no in notice.body
+    assert "已提交" in notice.body and app.order_no in notice.body
 
 
 def test_only_a_draft_can_be_submitted(fake, application):

@@ -52,13 +52,13 @@ def xshop(db):
 
 
 @pytest.mark.parametrize(("template", "message"), [
-    ("{{ order.shop.app_secret }}", "Allowed variables: code, codes, quantity, order_no, item_title, delivery_url"),
-    ("{{ product.title }}", "Allowed variables: code"),
-    ("{% debug %}", "“debug” is not allowed"),
-    ('{% include "admin/base.html" %}', "“include” is not allowed"),
-    ("{% load static %}{{ code }}", "Template syntax error"),
-    ("{% if code %}unclosed", "Template syntax error"),
-    ("{% if 0 %}nothing{% endif %}", "renders as empty text"),
+    ("{{ order.shop.app_secret }}", "可用变量：code, codes, quantity, order_no, item_title, delivery_url"),
+    ("{{ product.title }}", "可用变量：code"),
+    ("{% debug %}", "不允许使用标签“debug”"),
+    ('{% include "admin/base.html" %}', "不允许使用标签“include”"),
+    ("{% load static %}{{ code }}", "模板语法错误"),
+    ("{% if code %}unclosed", "模板语法错误"),
+    ("{% if 0 %}nothing{% endif %}", "模板渲染结果为空"),
 ])
 def test_a_template_that_reaches_outside_its_values_is_refused_when_saved(xshop, template, message):
     product = Product(shop=xshop, item_id="t1", title="模板", auto_ship=True, delivery_template=template)
@@ -78,7 +78,7 @@ def test_the_admin_form_refuses_it_too_and_saves_nothing(xshop):
         "delivery_template": "密钥 {{ order.shop.app_secret }}"})
     assert resp.status_code == 200
     page = resp.content.decode()
-    assert "Allowed variables: code, codes, quantity, order_no, item_title, delivery_url" in page
+    assert "可用变量：code, codes, quantity, order_no, item_title, delivery_url" in page
     assert "the-app-secret" not in page and not Product.objects.exists()
 
 
@@ -103,9 +103,9 @@ def test_codes_in_the_content_and_on_the_page_exactly_once_escaped(fake, shop, p
 
 
 @pytest.mark.parametrize(("rules", "field", "message"), [
-    ({"delivery_way": "platform"}, "__all__", "闲管家 has no API to message the buyer"),
-    ({"card_kind_id": "84", "staff_confirms_shipping": True}, "__all__", "in one call"),
-    ({"card_kind_id": "eighty-four"}, "card_kind_id", "is a number"),
+    ({"delivery_way": "platform"}, "__all__", "闲管家没有给买家发消息的接口"),
+    ({"card_kind_id": "84", "staff_confirms_shipping": True}, "__all__", "在同一次调用中标记发货"),
+    ({"card_kind_id": "eighty-four"}, "card_kind_id", "卡种 ID 是数字"),
 ])
 def test_xianguanjia_delivery_rules_the_platform_cannot_carry_are_refused(shop, rules, field, message):
     product = Product(shop=shop, item_id="x1", title="卡", auto_ship=True, **rules)
@@ -141,5 +141,5 @@ def test_switching_auto_ship_on_in_the_product_list_reports_the_rule_instead_of_
         "form-TOTAL_FORMS": "1", "form-INITIAL_FORMS": "1", "form-0-id": product.pk, "form-0-auto_ship": "on",
         "form-0-is_active": "on", "_save": "Save"})
     assert resp.status_code == 200
-    assert "闲管家 has no API to message the buyer" in resp.content.decode()
+    assert "闲管家没有给买家发消息的接口" in resp.content.decode()
     assert not Product.objects.get(pk=product.pk).auto_ship

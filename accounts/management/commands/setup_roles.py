@@ -1,7 +1,7 @@
 from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand
 
-from accounts.roles import ROLES
+from accounts.roles import ROLES, role_label
 
 
 class Command(BaseCommand):
@@ -24,4 +24,4 @@ class Command(BaseCommand):
                     perms.append(perm)
             group.permissions.set(perms)
             verb = "created" if created else "updated"
-            self.stdout.write(f"{verb} role {name} ({spec['label']}): {len(perms)} permissions")
+            self.stdout.write(f"{verb} role {name} ({role_label(name)}): {len(perms)} permissions")

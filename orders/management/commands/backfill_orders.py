@@ -16,6 +16,11 @@ from ._common import shop_by_ref
 PROGRESS_EVERY = 5.0  # seconds between progress lines within a slice
 
 
+def _shown(dt: datetime) -> str:
+    """A time as the operator reads it: Shanghai time (TIME_ZONE), like the arguments."""
+    return f"{timezone.localtime(dt):%Y-%m-%d %H:%M:%S}"
+
+
 def _when(value: str, *, end: bool = False) -> datetime:
     try:
         dt = parse_datetime(value)
@@ -60,8 +65,8 @@ class Command(BaseCommand):
                                      until=_when(until, end=True) if until else None, full=full)
         except ValueError as exc:
             raise CommandError(f"{exc} (--since {since or 'default'}, --until {until or 'now'})") from exc
-        start = f"{window.since:%Y-%m-%d %H:%M:%S}" if window.since else "every non-final order"
-        self.stdout.write(f"{shop}: backfill {start} – {window.until:%Y-%m-%d %H:%M:%S}")
+        start = _shown(window.since) if window.since else "every non-final order"
+        self.stdout.write(f"{shop}: backfill {start} – {_shown(window.until)}")
         if window.note:
             self.stdout.write(f"  {window.note}")
 
@@ -73,7 +78,7 @@ class Command(BaseCommand):
             if report.slice is not None and report.slice != last["slice"]:
                 last["slice"] = report.slice
                 a, b = report.slice
-                self.stdout.write(f"  slice {report.slices}: {a:%Y-%m-%d %H:%M:%S} – {b:%Y-%m-%d %H:%M:%S}, "
+                self.stdout.write(f"  slice {report.slices}: {_shown(a)} – {_shown(b)}, "
                                   f"{report.slice_total} orders")
             elif not verbose and now - last["at"] < PROGRESS_EVERY:
                 return
