@@ -175,8 +175,17 @@ def order_release(*, order: Order, actor: str = Actor.SYSTEM, user=None, message
         return order_transition(order=order, name="release", actor=actor, user=user, message=message or "放行")
 
 
-def order_mark_shipped(*, order: Order, actor: str, user=None, message: str = "", data: dict | None = None) -> Order:
-    """Record that the order was shipped on the platform (by us or elsewhere). Idempotent."""
+def order_mark_shipped(*, order: Order, actor: str, user=None, message: str = "", data: dict | None = None,
+                       locked: bool = False) -> Order:
+    """Record that the order was shipped on the platform (by us or elsewhere). Idempotent. `locked`: the
+    caller holds `order` from `order_lock` in its open transaction (no second lock and re-read)."""
+    if locked:
+        if not transaction.get_connection().in_atomic_block:
+            raise OrderError("order_mark_shipped(locked=True) outside the transaction that locked the order")
+        if order.status in (S.SHIPPED, S.COMPLETED):
+            return order
+        return order_transition(order=order, name="ship", actor=actor, user=user, message=message or "已发货",
+                                data=data)
     with transaction.atomic():
         order = order_lock(order.pk)
         if order.status in (S.SHIPPED, S.COMPLETED):

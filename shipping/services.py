@@ -281,7 +281,7 @@ def _cancel(shipment: Shipment, order: Order, reason: str) -> None:
     released, stock = _release(shipment, order, note=f"订单 {order.platform_order_id} {reason}")
     shipment.last_error = reason
     shipment.cancel_requested = False
-    shipment.save()
+    shipment.save_changed()
     what = ("发货内容可能已送达买家或平台卡密库：卡密与库存不退回" if kept
             else f"释放卡密 {released}，退回库存 {stock}")
     order_note(order=order, actor=Actor.SYSTEM, message=f"发货取消：{reason}；{what}", data={"shipment": shipment.pk})
@@ -297,7 +297,7 @@ def shipment_platform_shipped(order: Order) -> Shipment | None:
     if shipment.delivery_way and shipment.content_handed_at is None:
         return shipment  # our handover is under way or with staff: the platform's status delivers nothing
     _finish(shipment, order, method=_platform_method(shipment), user=None, now=timezone.now())
-    shipment.save()
+    shipment.save_changed()
     return shipment
 
 
@@ -415,6 +415,14 @@ def _lock(pk: int) -> Shipment:
     return lock_one(Shipment.objects.select_related("order", "order__shop", "order__product"), pk=pk)
 
 
+def _lock_pair(a: _Attempt) -> tuple[Order, Shipment]:
+    """Lock an attempt's order (shop and product joined) then its shipment (its row only) to record an outcome."""
+    order = order_lock(a.order_id)  # order before shipment, the same order as the hooks lock in
+    s = lock_one(Shipment.objects.all(), pk=a.shipment_id)
+    s.order = order
+    return order, s
+
+
 def _order_id_of(shipment_id: int) -> int | None:
     return Shipment.objects.filter(pk=shipment_id).values_list("order_id", flat=True).first()
 
@@ -487,8 +495,7 @@ def shipment_dispatch(*, shipment_id: int, now: datetime | None = None) -> str:
         order = order_lock(order_id, skip_locked=True)
         if order is None:
             return "locked-or-missing"
-        claim = SHIPMENT_WORK.lock(shipment_id, now=now, queryset=Shipment.objects.select_related(
-            "order", "order__shop", "order__product"))
+        claim = SHIPMENT_WORK.lock(shipment_id, now=now)
         if claim is None:
             current = Shipment.objects.filter(pk=shipment_id).values_list("status", "due_at").first()
             if current is None:
@@ -504,7 +511,7 @@ def shipment_dispatch(*, shipment_id: int, now: datetime | None = None) -> str:
         handing_over = bool(s.delivery_way) and s.content_handed_at is None
         if order.status in PLATFORM_SHIPPED and not handing_over:
             _finish(s, order, method=_platform_method(s), user=None, now=now)
-            s.save()
+            s.save_changed()
             return s.status
         staff_owned = s.method == Shipment.Method.STAFF and s.status == St.SENDING
         order_ok = order.status == OS.READY_TO_SHIP or (order.status in PLATFORM_SHIPPED and handing_over)
@@ -516,10 +523,10 @@ def shipment_dispatch(*, shipment_id: int, now: datetime | None = None) -> str:
                 _cancel(s, order, f"订单状态 {order.get_status_display()}，不再发货")
             elif handing_over:
                 _undeliverable(s, order, "已达最大尝试次数")
-                s.save()
+                s.save_changed()
             else:
                 _give_up(s, "已达最大尝试次数")
-                s.save()
+                s.save_changed()
             return s.status
         try:
             a = _prepare(s, order, may_call=may_call, staff=staff_owned, pending=pending)
@@ -530,14 +537,14 @@ def shipment_dispatch(*, shipment_id: int, now: datetime | None = None) -> str:
                 _undeliverable(s, order, str(exc))
             else:
                 _give_up(s, str(exc))
-            s.save()
+            s.save_changed()
             return s.status
         if may_call and pending is None:  # reading how a sent notification ended is not another attempt
             s.attempts += 1
             s.method = Shipment.Method.AUTO
         s.start_sending()
         s.sent_at, s.lease_until = now, now + LEASE
-        s.save()
+        s.save_changed()
         a.sent_at = now
         if a.step is not None:
             a.step.sent_at, a.step.attempt = now, s.attempts
@@ -611,8 +618,7 @@ def _record_handover(a: _Attempt, o: handover.Outcome) -> str | None:
     else the shipment's new status (waiting, in the manual queue, cancelled)."""
     now = _clock(a)
     with transaction.atomic():
-        order = order_lock(a.order_id)
-        s = _lock(a.shipment_id)
+        order, s = _lock_pair(a)
         if not _still_ours(s, a):
             return s.status  # another worker took the row over after our lease ran out; it reconciles
         if o.status == "not_done":
@@ -642,7 +648,10 @@ def _record_handover(a: _Attempt, o: handover.Outcome) -> str | None:
             if s.cancel_requested or order.status not in (OS.READY_TO_SHIP, *PLATFORM_SHIPPED):
                 _cancel(s, order, "订单已关闭，但发货内容已送达买家")
                 return s.status
-            s.save()
+            if a.status_sent:  # the platform order is shipped too (card pool): finish under this same lock
+                _ship_locked(a, s, order, note="发货内容已送达，平台订单已是已发货", codes_done=True)
+                return s.status
+            s.save_changed()
             return None
         s.needs_reconcile = o.unknown or o.status in ("pending", "held")
         s.last_error = o.reason[:4000]
@@ -658,46 +667,53 @@ def _record_handover(a: _Attempt, o: handover.Outcome) -> str | None:
         else:
             s.wait_retry()
             s.due_at = now + timedelta(seconds=settings.SHIP_RETRY_DELAY_SECONDS)
-        s.save()
+        s.save_changed()
         return s.status
 
 
 def _record_awaiting_confirmation(a: _Attempt) -> str:
     """Slow goods: the content is with the buyer; the platform shipment waits for staff in the manual queue."""
     with transaction.atomic():
-        order_lock(a.order_id)
-        s = _lock(a.shipment_id)
+        _order, s = _lock_pair(a)
         if not _still_ours(s, a):
             return s.status
         s.needs_reconcile = False
         _to_staff(s, "发货内容已送达买家，等待员工确认平台发货")
-        s.save()
+        s.save_changed()
         return s.status
 
 
 def _record_shipped(a: _Attempt, *, note: str) -> str:
     with transaction.atomic():
-        order = order_lock(a.order_id)  # order before shipment, the same order as the hooks lock in
-        s = _lock(a.shipment_id)
+        order, s = _lock_pair(a)
         if s.status == St.SHIPPED:
             return s.status
-        method = Shipment.Method.STAFF if a.staff else Shipment.Method.AUTO
-        if a.virtual and s.status_sent_at is None:
-            s.status_sent_at = _clock(a)
-        _finish(s, order, method=method, user=s.shipped_by if a.staff else None, now=_clock(a), note=note)
-        s.save()
+        _ship_locked(a, s, order, note=note)
         return s.status
 
 
-def _finish(s: Shipment, order: Order, *, method: str, user, now: datetime, note: str = "") -> None:
-    """Mark shipped, deliver the reserved codes, move the order (caller saves the shipment)."""
+def _ship_locked(a: _Attempt, s: Shipment, order: Order, *, note: str, codes_done: bool = False) -> None:
+    """The platform order is shipped: finish the locked shipment and save it."""
+    method = Shipment.Method.STAFF if a.staff else Shipment.Method.AUTO
+    if a.virtual and s.status_sent_at is None:
+        s.status_sent_at = _clock(a)
+    _finish(s, order, method=method, user=s.shipped_by if a.staff else None, now=_clock(a), note=note,
+            codes_done=codes_done)
+    s.save_changed()
+
+
+def _finish(s: Shipment, order: Order, *, method: str, user, now: datetime, note: str = "",
+            codes_done: bool = False) -> None:
+    """Mark shipped, deliver the reserved codes (unless the caller just did), move the locked order (caller
+    saves the shipment)."""
     s.mark_shipped()
     s.method = method
     s.shipped_at = now
     s.needs_reconcile = False
     s.last_error = ""
-    CardCode.objects.filter(order=order, status=CardCode.Status.RESERVED).update(
-        status=CardCode.Status.DELIVERED, delivered_at=now)
+    if not codes_done:
+        CardCode.objects.filter(order=order, status=CardCode.Status.RESERVED).update(
+            status=CardCode.Status.DELIVERED, delivered_at=now)
     data = {"shipment": s.pk, "method": method, "waybill_no": s.waybill_no, "express": s.logistics_company,
             "delivery_way": s.delivery_way}
     actor = {Shipment.Method.STAFF: Actor.STAFF, Shipment.Method.PLATFORM: Actor.PLATFORM}.get(method, Actor.SYSTEM)
@@ -705,7 +721,7 @@ def _finish(s: Shipment, order: Order, *, method: str, user, now: datetime, note
         return
     try:
         order_mark_shipped(order=order, actor=actor, user=s.shipped_by if method == Shipment.Method.STAFF else None,
-                           message=note or "已发货", data=data)
+                           message=note or "已发货", data=data, locked=True)
     except OrderError as exc:  # the order was closed while the attempt ran: the buyer has the goods
         order_note(order=order, actor=Actor.SYSTEM, data=data,
                    message=f"注意：订单已{order.get_status_display()}，但平台已发货（{exc}）")
@@ -714,8 +730,7 @@ def _finish(s: Shipment, order: Order, *, method: str, user, now: datetime, note
 
 def _record_not_shipped(a: _Attempt, why: str) -> str:
     with transaction.atomic():
-        order = order_lock(a.order_id)
-        s = _lock(a.shipment_id)
+        order, s = _lock_pair(a)
         if not _still_ours(s, a):
             return s.status
         return _not_shipped(a, s, order, why)
@@ -733,14 +748,13 @@ def _not_shipped(a: _Attempt, s: Shipment, order: Order, why: str) -> str:
         _undeliverable(s, order, why)
     else:
         _give_up(s, why)
-    s.save()
+    s.save_changed()
     return s.status
 
 
 def _record_failure(a: _Attempt, exc: PlatformError, *, during: str) -> str:
     with transaction.atomic():
-        order = order_lock(a.order_id)
-        s = _lock(a.shipment_id)
+        order, s = _lock_pair(a)
         if not _still_ours(s, a):
             return s.status  # another worker took the row over after our lease ran out; it reconciles
         if during == "ship":
@@ -757,7 +771,7 @@ def _record_failure(a: _Attempt, exc: PlatformError, *, during: str) -> str:
         else:
             s.wait_retry()
             s.due_at = _clock(a) + timedelta(seconds=settings.SHIP_RETRY_DELAY_SECONDS)
-        s.save()
+        s.save_changed()
         return s.status
 
 
@@ -848,7 +862,7 @@ def shipment_ship_manual(*, shipment: Shipment, user, logistics_company: str = "
         platform_shipped = order.status in PLATFORM_SHIPPED
         if platform_shipped and (physical or s.content_handed_at is not None):
             _finish(s, order, method=Shipment.Method.PLATFORM, user=user, now=now)
-            s.save()
+            s.save_changed()
             return s
         reconcile = s.needs_reconcile or s.attempts > 0
         step = None
@@ -865,7 +879,7 @@ def shipment_ship_manual(*, shipment: Shipment, user, logistics_company: str = "
         s.method = Shipment.Method.STAFF
         s.attempts += 1
         s.sent_at, s.lease_until = now, now + LEASE
-        s.save()
+        s.save_changed()
         if step is not None:
             step.sent_at, step.attempt = now, s.attempts
         attempt = _Attempt(s.pk, order.pk, now, reconcile, True, True, request, order_no=order.platform_order_id,
