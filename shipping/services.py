@@ -38,6 +38,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from common.due import DueWork
@@ -409,6 +410,7 @@ class _Attempt:
     status_sent: bool = False              # the platform order is marked shipped already
     staff_confirms: bool = False           # slow goods: stop once the content is with the buyer
     virtual: bool = False
+    counted: bool = False                  # this attempt counts against SHIP_MAX_ATTEMPTS (it may call)
 
 
 def _lock(pk: int) -> Shipment:
@@ -484,7 +486,7 @@ def _prepare(s: Shipment, order: Order, *, may_call: bool, staff: bool,
 
 
 def shipment_dispatch(*, shipment_id: int, now: datetime | None = None) -> str:
-    """Send one due shipment (the ship_shipment task). Safe to run any number of times, concurrently."""
+    """Send one due shipment. Safe to run any number of times, concurrently."""
     now = _now(now)
     order_id = _order_id_of(shipment_id)
     if order_id is None:
@@ -497,67 +499,156 @@ def shipment_dispatch(*, shipment_id: int, now: datetime | None = None) -> str:
             return "locked-or-missing"
         claim = SHIPMENT_WORK.lock(shipment_id, now=now)
         if claim is None:
-            current = Shipment.objects.filter(pk=shipment_id).values_list("status", "due_at").first()
-            if current is None:
-                return "locked-or-missing"
-            status, due_at = current
-            if status == St.SENDING:
-                return "busy"
-            return "not-due" if status in (St.SCHEDULED, St.RETRY_WAIT) and due_at > now else status
-        s = claim.row
-        s.order = order
-        if claim.reclaimed:
-            s.needs_reconcile = True  # the worker that sent it died: its call may have gone through
-        handing_over = bool(s.delivery_way) and s.content_handed_at is None
-        if order.status in PLATFORM_SHIPPED and not handing_over:
-            _finish(s, order, method=_platform_method(s), user=None, now=now)
-            s.save_changed()
-            return s.status
-        staff_owned = s.method == Shipment.Method.STAFF and s.status == St.SENDING
-        order_ok = order.status == OS.READY_TO_SHIP or (order.status in PLATFORM_SHIPPED and handing_over)
-        pending = _pending_contact(s)
-        may_call = (order_ok and not s.cancel_requested and not staff_owned
-                    and (pending is not None or s.attempts < settings.SHIP_MAX_ATTEMPTS))
-        if not may_call and not s.needs_reconcile:
-            if not order_ok or s.cancel_requested:
-                _cancel(s, order, f"订单状态 {order.get_status_display()}，不再发货")
-            elif handing_over:
-                _undeliverable(s, order, "已达最大尝试次数")
-                s.save_changed()
-            else:
-                _give_up(s, "已达最大尝试次数")
-                s.save_changed()
-            return s.status
-        try:
-            a = _prepare(s, order, may_call=may_call, staff=staff_owned, pending=pending)
-        except ConfigurationError as exc:
-            s.last_error = str(exc)
-            if s.content_handed_at is None and order.product is not None and order.product.auto_ship \
-                    and order.product.kind == Product.Kind.VIRTUAL:
-                _undeliverable(s, order, str(exc))
-            else:
-                _give_up(s, str(exc))
-            s.save_changed()
-            return s.status
-        if may_call and pending is None:  # reading how a sent notification ended is not another attempt
-            s.attempts += 1
-            s.method = Shipment.Method.AUTO
-        s.start_sending()
-        s.sent_at, s.lease_until = now, now + LEASE
-        s.save_changed()
-        a.sent_at = now
-        if a.step is not None:
-            a.step.sent_at, a.step.attempt = now, s.attempts
+            return _why_not_claimed(shipment_id, now)
+        a, result = _mark(claim, order, now)
+        if a is None:
+            return result
     return _perform(a, order.shop)
+
+
+def shipment_ready(shipment_id: int, *, now: datetime | None = None) -> str:
+    """'due' when the shipment may be claimed now (a plain read, no lock), else why not."""
+    row = Shipment.objects.filter(pk=shipment_id).only("status", "due_at", "lease_until").first()
+    if row is None:
+        return "locked-or-missing"
+    now = _now(now)
+    if SHIPMENT_WORK.is_claimable(row, now) is not None:
+        return "due"
+    if row.status == St.SENDING:
+        return "busy"
+    return "not-due" if row.status in SHIPMENT_WORK.waiting else row.status
+
+
+def _why_not_claimed(shipment_id: int, now: datetime) -> str:
+    current = Shipment.objects.filter(pk=shipment_id).values_list("status", "due_at").first()
+    if current is None:
+        return "locked-or-missing"
+    status, due_at = current
+    if status == St.SENDING:
+        return "busy"
+    return "not-due" if status in (St.SCHEDULED, St.RETRY_WAIT) and due_at > now else status
+
+
+def shipment_dispatch_due(*, first: int | None = None, limit: int | None = None, now: datetime | None = None,
+                          budget: timedelta | None = None) -> dict[int, str]:
+    """Send up to `limit` due shipments (`first` among them if it is due) in one go (the ship_shipment task).
+
+    The same exactly-once protocol as `shipment_dispatch`, per shipment: one transaction locks the due
+    shipments' orders then the shipments (pk order, SKIP LOCKED: rows another worker holds are left to it),
+    checks and marks each attempt (`sending`, a lease) and commits; then each shipment's platform calls run
+    and each outcome is recorded on its own, fenced on its attempt. A worker that dies mid-batch leaves the
+    unfinished ones `sending`: their lease runs out and the sweeper reconciles them, as for one shipment.
+    A shipment whose calls have not started within `budget` (SHIP_BATCH_SECONDS) of the mark is given
+    back, unsent, to be sent again at once (its lease is far longer, so no other worker can take it over
+    while this one might still call). Returns {shipment id: result}."""
+    now = _now(now)
+    limit = max(1, limit or settings.SHIP_BATCH_SIZE)
+    budget = budget if budget is not None else timedelta(seconds=settings.SHIP_BATCH_SECONDS)
+    due = Q(shipment__status__in=SHIPMENT_WORK.waiting, shipment__due_at__lte=now) | Q(
+        shipment__status=SHIPMENT_WORK.busy, shipment__lease_until__lte=now)
+    if first is not None:
+        due |= Q(shipment__pk=first)
+    results: dict[int, str] = {}
+    attempts: list[tuple[_Attempt, object]] = []
+    with transaction.atomic():
+        orders = {o.pk: o for o in lock_rows(Order.objects.select_related("shop", "product").filter(due),
+                                             skip_locked=True, limit=limit)}
+        if not orders:
+            return results
+        for row in lock_rows(Shipment.objects.filter(order_id__in=list(orders)), skip_locked=True):
+            claim = SHIPMENT_WORK.is_claimable(row, now)
+            if claim is None:
+                results[row.pk] = _why_not_claimed(row.pk, now) if row.pk == first else row.status
+                continue
+            a, result = _mark(claim, orders[row.order_id], now)
+            if a is None:
+                results[row.pk] = result
+            else:
+                attempts.append((a, orders[row.order_id].shop))
+    adapters: dict[int, object] = {}
+    for a, shop in attempts:
+        if a.counted and timezone.now() > now + budget:
+            results[a.shipment_id] = _give_back(a)
+            continue
+        adapter = adapters.get(shop.pk) or adapters.setdefault(shop.pk, get_adapter(shop))
+        results[a.shipment_id] = _perform(a, shop, adapter=adapter)
+    return results
+
+
+def _give_back(a: _Attempt) -> str:
+    """A batch ran out of time before this attempt's first call: undo the mark (nothing was sent), due now."""
+    with transaction.atomic():
+        _order, s = _lock_pair(a)
+        if not _still_ours(s, a):
+            return s.status
+        s.wait_retry()
+        s.attempts = max(0, s.attempts - 1)
+        s.due_at, s.lease_until = timezone.now(), None
+        s.save_changed()
+    from .tasks import ship_shipment
+
+    ship_shipment.delay_on_commit(s.pk)
+    return s.status
+
+
+def _mark(claim, order: Order, now: datetime) -> tuple[_Attempt | None, str]:
+    """Under the order's and the shipment's locks: check the claimed shipment and mark its attempt (saved;
+    the caller commits before any call). (attempt, "") to perform, or (None, the shipment's new status)."""
+    s = claim.row
+    s.order = order
+    if claim.reclaimed:
+        s.needs_reconcile = True  # the worker that sent it died: its call may have gone through
+    handing_over = bool(s.delivery_way) and s.content_handed_at is None
+    if order.status in PLATFORM_SHIPPED and not handing_over:
+        _finish(s, order, method=_platform_method(s), user=None, now=now)
+        s.save_changed()
+        return None, s.status
+    staff_owned = s.method == Shipment.Method.STAFF and s.status == St.SENDING
+    order_ok = order.status == OS.READY_TO_SHIP or (order.status in PLATFORM_SHIPPED and handing_over)
+    pending = _pending_contact(s)
+    may_call = (order_ok and not s.cancel_requested and not staff_owned
+                and (pending is not None or s.attempts < settings.SHIP_MAX_ATTEMPTS))
+    if not may_call and not s.needs_reconcile:
+        if not order_ok or s.cancel_requested:
+            _cancel(s, order, f"订单状态 {order.get_status_display()}，不再发货")
+        elif handing_over:
+            _undeliverable(s, order, "已达最大尝试次数")
+            s.save_changed()
+        else:
+            _give_up(s, "已达最大尝试次数")
+            s.save_changed()
+        return None, s.status
+    try:
+        a = _prepare(s, order, may_call=may_call, staff=staff_owned, pending=pending)
+    except ConfigurationError as exc:
+        s.last_error = str(exc)
+        if s.content_handed_at is None and order.product is not None and order.product.auto_ship \
+                and order.product.kind == Product.Kind.VIRTUAL:
+            _undeliverable(s, order, str(exc))
+        else:
+            _give_up(s, str(exc))
+        s.save_changed()
+        return None, s.status
+    if may_call and pending is None:  # reading how a sent notification ended is not another attempt
+        s.attempts += 1
+        s.method = Shipment.Method.AUTO
+        a.counted = True
+    s.start_sending()
+    s.sent_at, s.lease_until = now, now + LEASE
+    s.save_changed()
+    a.sent_at = now
+    if a.step is not None:
+        a.step.sent_at, a.step.attempt = now, s.attempts
+    return a, ""
 
 
 def _platform_method(s: Shipment) -> str:
     return Shipment.Method.AUTO if s.status_sent_at else Shipment.Method.PLATFORM
 
 
-def _perform(a: _Attempt, shop) -> str:
+def _perform(a: _Attempt, shop, *, adapter=None) -> str:
     """Outside any transaction: reconcile if needed, run the unfinished steps, record each result."""
-    adapter = get_adapter(shop)
+    adapter = adapter or get_adapter(shop)
     reconcile = a.reconcile
     if a.may_call and not reconcile and Shipment.objects.filter(pk=a.shipment_id, cancel_requested=True).exists():
         return _record_not_shipped(a, "订单已关闭，未交付")  # closed since the mark: nothing was sent
