@@ -292,6 +292,8 @@ def shipment_platform_shipped(order: Order) -> Shipment | None:
     """on_shipped: the order is shipped (by us, or on the platform by someone else). A shipment not in
     flight is closed as shipped by the platform; its reserved codes count as delivered (never reused). One
     whose own handover has started and not finished is left to the dispatcher (or to staff)."""
+    if getattr(order, "_shipment_in_hand", None) is not None:
+        return None  # the order is being shipped by its own shipment's attempt, which holds the row (_finish)
     shipment = lock_one(Shipment.objects.all(), order=order)
     if shipment is None or shipment.status in (St.SHIPPED, St.SENDING, St.CANCELLED):
         return shipment
@@ -366,7 +368,11 @@ def cardcode_void(*, codes, user=None) -> int:
 
 
 def _codes_of(order: Order) -> list[str]:
-    """The order's codes (reserved or delivered), in reservation order."""
+    """The order's codes (reserved or delivered), in reservation order (read for a whole batch at once by
+    `shipment_dispatch_due`, under the orders' locks)."""
+    prefetched = getattr(order, "_prefetched_codes", None)
+    if prefetched is not None:
+        return list(prefetched)
     return list(CardCode.objects.filter(order=order, status__in=[CardCode.Status.RESERVED, CardCode.Status.DELIVERED])
                 .order_by("pk").values_list("code", flat=True))
 
@@ -555,6 +561,11 @@ def shipment_dispatch_due(*, first: int | None = None, limit: int | None = None,
                                              skip_locked=True, limit=limit)}
         if not orders:
             return results
+        for o in orders.values():
+            o._prefetched_codes = []
+        for order_id, code in (CardCode.objects.filter(order_id__in=list(orders), status__in=[
+                CardCode.Status.RESERVED, CardCode.Status.DELIVERED]).order_by("pk").values_list("order_id", "code")):
+            orders[order_id]._prefetched_codes.append(code)
         for row in lock_rows(Shipment.objects.filter(order_id__in=list(orders)), skip_locked=True):
             claim = SHIPMENT_WORK.is_claimable(row, now)
             if claim is None:
@@ -810,6 +821,7 @@ def _finish(s: Shipment, order: Order, *, method: str, user, now: datetime, note
     actor = {Shipment.Method.STAFF: Actor.STAFF, Shipment.Method.PLATFORM: Actor.PLATFORM}.get(method, Actor.SYSTEM)
     if order.status in PLATFORM_SHIPPED:
         return
+    order._shipment_in_hand = s.pk  # the on_shipped hook has nothing to do for the shipment we hold
     try:
         order_mark_shipped(order=order, actor=actor, user=s.shipped_by if method == Shipment.Method.STAFF else None,
                            message=note or "已发货", data=data, locked=True)
@@ -817,6 +829,8 @@ def _finish(s: Shipment, order: Order, *, method: str, user, now: datetime, note
         order_note(order=order, actor=Actor.SYSTEM, data=data,
                    message=f"注意：订单已{order.get_status_display()}，但平台已发货（{exc}）")
         s.cancel_requested = False
+    finally:
+        del order._shipment_in_hand
 
 
 def _record_not_shipped(a: _Attempt, why: str) -> str:

@@ -25,6 +25,9 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> int:
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
+    BaseDatabaseWrapper.queries_limit = 10**6  # count every query of the run
     ap = argparse.ArgumentParser()
     ap.add_argument("--orders", type=int, default=300)
     ap.add_argument("--batch", type=int, default=0, help="0: one shipment_dispatch per shipment")
