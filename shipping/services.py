@@ -552,13 +552,18 @@ def shipment_dispatch_due(*, first: int | None = None, limit: int | None = None,
     budget = budget if budget is not None else timedelta(seconds=settings.SHIP_BATCH_SECONDS)
     due = Q(shipment__status__in=SHIPMENT_WORK.waiting, shipment__due_at__lte=now) | Q(
         shipment__status=SHIPMENT_WORK.busy, shipment__lease_until__lte=now)
-    if first is not None:
-        due |= Q(shipment__pk=first)
     results: dict[int, str] = {}
     attempts: list[tuple[_Attempt, object]] = []
     with transaction.atomic():
-        orders = {o.pk: o for o in lock_rows(Order.objects.select_related("shop", "product").filter(due),
-                                             skip_locked=True, limit=limit)}
+        # SKIP LOCKED on both: a row another worker holds is left to it, so taking `first`'s order before the
+        # others (not in one pk-ordered statement) can never wait, hence never deadlock.
+        orders_qs = Order.objects.select_related("shop", "product")
+        orders = {}
+        if first is not None:
+            orders = {o.pk: o for o in lock_rows(orders_qs.filter(shipment__pk=first), skip_locked=True)}
+        if len(orders) < limit:
+            orders.update((o.pk, o) for o in lock_rows(orders_qs.filter(due).exclude(pk__in=list(orders)),
+                                                       skip_locked=True, limit=limit - len(orders)))
         if not orders:
             return results
         for o in orders.values():
@@ -596,9 +601,12 @@ def _give_back(a: _Attempt) -> str:
         s.attempts = max(0, s.attempts - 1)
         s.due_at, s.lease_until = timezone.now(), None
         s.save_changed()
-    from .tasks import ship_shipment
+        from common.inbox import nudge
 
-    ship_shipment.delay_on_commit(s.pk)
+        from .tasks import ship_shipment
+
+        pk = s.pk
+        transaction.on_commit(lambda: nudge(ship_shipment, pk))
     return s.status
 
 

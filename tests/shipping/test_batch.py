@@ -168,3 +168,10 @@ def test_a_batch_respects_its_limit_and_rows_other_workers_hold(fake, three):
         assert sorted(first) == sorted(s.pk for s in three[:2])
         assert shipment_dispatch_due(limit=2, now=T0) == {three[2].pk: "shipped"}
     assert ship_calls(fake) == [1, 1, 1]
+
+
+def test_the_task_s_own_shipment_is_in_its_batch_even_when_older_ones_fill_the_limit(fake, three, settings):
+    settings.SHIP_BATCH_SIZE = 1
+    assert tasks.ship_shipment(three[2].pk) == "shipped"
+    assert state(three) == [("scheduled", 0, False), ("scheduled", 0, False), ("shipped", 1, False)]
+    assert ship_calls(fake) == [0, 0, 1]
