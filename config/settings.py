@@ -251,6 +251,11 @@ KYC_MINIAPP_RATE_PER_MINUTE = env.int("KYC_MINIAPP_RATE_PER_MINUTE", default=30)
 # --- Shipping (seed: 3 tries, 5 minutes apart) --------------------------------------------------
 SHIP_MAX_ATTEMPTS = env.int("SHIP_MAX_ATTEMPTS", default=3)
 SHIP_RETRY_DELAY_SECONDS = env.int("SHIP_RETRY_DELAY_SECONDS", default=300)
+# One ship_shipment task marks up to this many due shipments in one transaction, then calls and records each.
+SHIP_BATCH_SIZE = env.int("SHIP_BATCH_SIZE", default=20)
+# A batch stops starting new platform calls this long after its mark (the rest go back, due at once); kept
+# well under the task's soft time limit and the shipment lease (shipping.services.LEASE).
+SHIP_BATCH_SECONDS = env.int("SHIP_BATCH_SECONDS", default=20)
 
 # --- Notifications ------------------------------------------------------------------------------
 # Delivery attempts (backoff 1, 2, 4 … minutes, at most 60) before a delivery is left as failed.

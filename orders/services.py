@@ -111,12 +111,13 @@ def event_write(*, order: Order, actor: str, kind: str = OrderEvent.Kind.NOTE, f
 
 
 def order_transition(*, order: Order, name: str, actor: str, user=None, message: str = "",
-                     data: dict | None = None, automate: bool = True) -> Order:
+                     data: dict | None = None, automate: bool = True, state_only: bool = False) -> Order:
     """Apply one named transition to a locked order, write its OrderEvent and run the hooks.
 
     Must run inside a transaction with `order` loaded by `select_for_update` (see `order_lock`).
     `automate=False` skips our own post-payment steps (used when a sync passes through `paid` on its way
-    to a later state, e.g. backfilling an order that is already shipped)."""
+    to a later state, e.g. backfilling an order that is already shipped). `state_only`: the caller changed
+    nothing else on the order, so only the status, its timestamp and `updated_at` are written."""
     before = order.status
     method = getattr(order, name)
     from django_fsm import can_proceed
@@ -127,7 +128,10 @@ def order_transition(*, order: Order, name: str, actor: str, user=None, message:
     stamp = TIMESTAMPS.get(order.status)
     if stamp and getattr(order, stamp) is None:
         setattr(order, stamp, timezone.now())
-    order.save()
+    if state_only:
+        order.save(update_fields=["status", "updated_at", *([stamp] if stamp else [])])
+    else:
+        order.save()
     event_write(order=order, kind=OrderEvent.Kind.TRANSITION, from_status=before, to_status=order.status,
                 actor=actor, user=user, message=message or name, data=data)
     _after(order, before=before, automate=automate)
@@ -175,8 +179,17 @@ def order_release(*, order: Order, actor: str = Actor.SYSTEM, user=None, message
         return order_transition(order=order, name="release", actor=actor, user=user, message=message or "放行")
 
 
-def order_mark_shipped(*, order: Order, actor: str, user=None, message: str = "", data: dict | None = None) -> Order:
-    """Record that the order was shipped on the platform (by us or elsewhere). Idempotent."""
+def order_mark_shipped(*, order: Order, actor: str, user=None, message: str = "", data: dict | None = None,
+                       locked: bool = False) -> Order:
+    """Record that the order was shipped on the platform (by us or elsewhere). Idempotent. `locked`: the
+    caller holds `order` from `order_lock` in its open transaction (no second lock and re-read)."""
+    if locked:
+        if not transaction.get_connection().in_atomic_block:
+            raise OrderError("order_mark_shipped(locked=True) outside the transaction that locked the order")
+        if order.status in (S.SHIPPED, S.COMPLETED):
+            return order
+        return order_transition(order=order, name="ship", actor=actor, user=user, message=message or "已发货",
+                                data=data, state_only=True)
     with transaction.atomic():
         order = order_lock(order.pk)
         if order.status in (S.SHIPPED, S.COMPLETED):

@@ -112,6 +112,38 @@ class Shipment(ConcurrentTransitionMixin, models.Model):
     def __str__(self):
         return f"{self.order} [{self.get_status_display()}]"
 
+    # --- saving only what changed (the ship path saves a locked row several times per attempt) ----------
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        row = super().from_db(db, field_names, values)
+        row._loaded = dict(zip(field_names, values, strict=True))
+        return row
+
+    def changed_fields(self) -> list[str] | None:
+        """Concrete fields whose value differs from the one loaded (None: not loaded whole from the database)."""
+        loaded = getattr(self, "_loaded", None)
+        if loaded is None or self._state.adding:
+            return None
+        changed = []
+        for f in self._meta.concrete_fields:
+            if f.attname not in loaded:
+                return None  # a deferred field: no baseline to compare with
+            if getattr(self, f.attname) != loaded[f.attname]:
+                changed.append(f.name)
+        return changed
+
+    def save_changed(self) -> None:
+        """Save the fields that changed since the row was loaded (and `updated_at`); a full save when the row
+        was not loaded whole. The caller holds the row's lock, so nothing else changed it meanwhile."""
+        fields = self.changed_fields()
+        if fields is None:
+            self.save()
+        elif fields:
+            self.save(update_fields=sorted({*fields, "updated_at"}))
+        else:
+            return
+        self._loaded = {f.attname: getattr(self, f.attname) for f in self._meta.concrete_fields}
+
     @property
     def in_manual_queue(self) -> bool:
         return self.status in MANUAL_QUEUE

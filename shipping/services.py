@@ -38,6 +38,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from common.due import DueWork
@@ -281,7 +282,7 @@ def _cancel(shipment: Shipment, order: Order, reason: str) -> None:
     released, stock = _release(shipment, order, note=f"订单 {order.platform_order_id} {reason}")
     shipment.last_error = reason
     shipment.cancel_requested = False
-    shipment.save()
+    shipment.save_changed()
     what = ("发货内容可能已送达买家或平台卡密库：卡密与库存不退回" if kept
             else f"释放卡密 {released}，退回库存 {stock}")
     order_note(order=order, actor=Actor.SYSTEM, message=f"发货取消：{reason}；{what}", data={"shipment": shipment.pk})
@@ -291,13 +292,15 @@ def shipment_platform_shipped(order: Order) -> Shipment | None:
     """on_shipped: the order is shipped (by us, or on the platform by someone else). A shipment not in
     flight is closed as shipped by the platform; its reserved codes count as delivered (never reused). One
     whose own handover has started and not finished is left to the dispatcher (or to staff)."""
+    if getattr(order, "_shipment_in_hand", None) is not None:
+        return None  # the order is being shipped by its own shipment's attempt, which holds the row (_finish)
     shipment = lock_one(Shipment.objects.all(), order=order)
     if shipment is None or shipment.status in (St.SHIPPED, St.SENDING, St.CANCELLED):
         return shipment
     if shipment.delivery_way and shipment.content_handed_at is None:
         return shipment  # our handover is under way or with staff: the platform's status delivers nothing
     _finish(shipment, order, method=_platform_method(shipment), user=None, now=timezone.now())
-    shipment.save()
+    shipment.save_changed()
     return shipment
 
 
@@ -365,7 +368,11 @@ def cardcode_void(*, codes, user=None) -> int:
 
 
 def _codes_of(order: Order) -> list[str]:
-    """The order's codes (reserved or delivered), in reservation order."""
+    """The order's codes (reserved or delivered), in reservation order (read for a whole batch at once by
+    `shipment_dispatch_due`, under the orders' locks)."""
+    prefetched = getattr(order, "_prefetched_codes", None)
+    if prefetched is not None:
+        return list(prefetched)
     return list(CardCode.objects.filter(order=order, status__in=[CardCode.Status.RESERVED, CardCode.Status.DELIVERED])
                 .order_by("pk").values_list("code", flat=True))
 
@@ -409,10 +416,19 @@ class _Attempt:
     status_sent: bool = False              # the platform order is marked shipped already
     staff_confirms: bool = False           # slow goods: stop once the content is with the buyer
     virtual: bool = False
+    counted: bool = False                  # this attempt counts against SHIP_MAX_ATTEMPTS (it may call)
 
 
 def _lock(pk: int) -> Shipment:
     return lock_one(Shipment.objects.select_related("order", "order__shop", "order__product"), pk=pk)
+
+
+def _lock_pair(a: _Attempt) -> tuple[Order, Shipment]:
+    """Lock an attempt's order (shop and product joined) then its shipment (its row only) to record an outcome."""
+    order = order_lock(a.order_id)  # order before shipment, the same order as the hooks lock in
+    s = lock_one(Shipment.objects.all(), pk=a.shipment_id)
+    s.order = order
+    return order, s
 
 
 def _order_id_of(shipment_id: int) -> int | None:
@@ -476,7 +492,7 @@ def _prepare(s: Shipment, order: Order, *, may_call: bool, staff: bool,
 
 
 def shipment_dispatch(*, shipment_id: int, now: datetime | None = None) -> str:
-    """Send one due shipment (the ship_shipment task). Safe to run any number of times, concurrently."""
+    """Send one due shipment. Safe to run any number of times, concurrently."""
     now = _now(now)
     order_id = _order_id_of(shipment_id)
     if order_id is None:
@@ -487,70 +503,171 @@ def shipment_dispatch(*, shipment_id: int, now: datetime | None = None) -> str:
         order = order_lock(order_id, skip_locked=True)
         if order is None:
             return "locked-or-missing"
-        claim = SHIPMENT_WORK.lock(shipment_id, now=now, queryset=Shipment.objects.select_related(
-            "order", "order__shop", "order__product"))
+        claim = SHIPMENT_WORK.lock(shipment_id, now=now)
         if claim is None:
-            current = Shipment.objects.filter(pk=shipment_id).values_list("status", "due_at").first()
-            if current is None:
-                return "locked-or-missing"
-            status, due_at = current
-            if status == St.SENDING:
-                return "busy"
-            return "not-due" if status in (St.SCHEDULED, St.RETRY_WAIT) and due_at > now else status
-        s = claim.row
-        s.order = order
-        if claim.reclaimed:
-            s.needs_reconcile = True  # the worker that sent it died: its call may have gone through
-        handing_over = bool(s.delivery_way) and s.content_handed_at is None
-        if order.status in PLATFORM_SHIPPED and not handing_over:
-            _finish(s, order, method=_platform_method(s), user=None, now=now)
-            s.save()
-            return s.status
-        staff_owned = s.method == Shipment.Method.STAFF and s.status == St.SENDING
-        order_ok = order.status == OS.READY_TO_SHIP or (order.status in PLATFORM_SHIPPED and handing_over)
-        pending = _pending_contact(s)
-        may_call = (order_ok and not s.cancel_requested and not staff_owned
-                    and (pending is not None or s.attempts < settings.SHIP_MAX_ATTEMPTS))
-        if not may_call and not s.needs_reconcile:
-            if not order_ok or s.cancel_requested:
-                _cancel(s, order, f"订单状态 {order.get_status_display()}，不再发货")
-            elif handing_over:
-                _undeliverable(s, order, "已达最大尝试次数")
-                s.save()
-            else:
-                _give_up(s, "已达最大尝试次数")
-                s.save()
-            return s.status
-        try:
-            a = _prepare(s, order, may_call=may_call, staff=staff_owned, pending=pending)
-        except ConfigurationError as exc:
-            s.last_error = str(exc)
-            if s.content_handed_at is None and order.product is not None and order.product.auto_ship \
-                    and order.product.kind == Product.Kind.VIRTUAL:
-                _undeliverable(s, order, str(exc))
-            else:
-                _give_up(s, str(exc))
-            s.save()
-            return s.status
-        if may_call and pending is None:  # reading how a sent notification ended is not another attempt
-            s.attempts += 1
-            s.method = Shipment.Method.AUTO
-        s.start_sending()
-        s.sent_at, s.lease_until = now, now + LEASE
-        s.save()
-        a.sent_at = now
-        if a.step is not None:
-            a.step.sent_at, a.step.attempt = now, s.attempts
+            return _why_not_claimed(shipment_id, now)
+        a, result = _mark(claim, order, now)
+        if a is None:
+            return result
     return _perform(a, order.shop)
+
+
+def shipment_ready(shipment_id: int, *, now: datetime | None = None) -> str:
+    """'due' when the shipment may be claimed now (a plain read, no lock), else why not."""
+    row = Shipment.objects.filter(pk=shipment_id).only("status", "due_at", "lease_until").first()
+    if row is None:
+        return "locked-or-missing"
+    now = _now(now)
+    if SHIPMENT_WORK.is_claimable(row, now) is not None:
+        return "due"
+    if row.status == St.SENDING:
+        return "busy"
+    return "not-due" if row.status in SHIPMENT_WORK.waiting else row.status
+
+
+def _why_not_claimed(shipment_id: int, now: datetime) -> str:
+    current = Shipment.objects.filter(pk=shipment_id).values_list("status", "due_at").first()
+    if current is None:
+        return "locked-or-missing"
+    status, due_at = current
+    if status == St.SENDING:
+        return "busy"
+    return "not-due" if status in (St.SCHEDULED, St.RETRY_WAIT) and due_at > now else status
+
+
+def shipment_dispatch_due(*, first: int | None = None, limit: int | None = None, now: datetime | None = None,
+                          budget: timedelta | None = None) -> dict[int, str]:
+    """Send up to `limit` due shipments (`first` among them if it is due) in one go (the ship_shipment task).
+
+    The same exactly-once protocol as `shipment_dispatch`, per shipment: one transaction locks the due
+    shipments' orders then the shipments (pk order, SKIP LOCKED: rows another worker holds are left to it),
+    checks and marks each attempt (`sending`, a lease) and commits; then each shipment's platform calls run
+    and each outcome is recorded on its own, fenced on its attempt. A worker that dies mid-batch leaves the
+    unfinished ones `sending`: their lease runs out and the sweeper reconciles them, as for one shipment.
+    A shipment whose calls have not started within `budget` (SHIP_BATCH_SECONDS) of the mark is given
+    back, unsent, to be sent again at once (its lease is far longer, so no other worker can take it over
+    while this one might still call). Returns {shipment id: result}."""
+    now = _now(now)
+    limit = max(1, limit or settings.SHIP_BATCH_SIZE)
+    budget = budget if budget is not None else timedelta(seconds=settings.SHIP_BATCH_SECONDS)
+    due = Q(shipment__status__in=SHIPMENT_WORK.waiting, shipment__due_at__lte=now) | Q(
+        shipment__status=SHIPMENT_WORK.busy, shipment__lease_until__lte=now)
+    results: dict[int, str] = {}
+    attempts: list[tuple[_Attempt, object]] = []
+    with transaction.atomic():
+        # SKIP LOCKED on both: a row another worker holds is left to it, so taking `first`'s order before the
+        # others (not in one pk-ordered statement) can never wait, hence never deadlock.
+        orders_qs = Order.objects.select_related("shop", "product")
+        orders = {}
+        if first is not None:
+            orders = {o.pk: o for o in lock_rows(orders_qs.filter(shipment__pk=first), skip_locked=True)}
+        if len(orders) < limit:
+            orders.update((o.pk, o) for o in lock_rows(orders_qs.filter(due).exclude(pk__in=list(orders)),
+                                                       skip_locked=True, limit=limit - len(orders)))
+        if not orders:
+            return results
+        for o in orders.values():
+            o._prefetched_codes = []
+        for order_id, code in (CardCode.objects.filter(order_id__in=list(orders), status__in=[
+                CardCode.Status.RESERVED, CardCode.Status.DELIVERED]).order_by("pk").values_list("order_id", "code")):
+            orders[order_id]._prefetched_codes.append(code)
+        for row in lock_rows(Shipment.objects.filter(order_id__in=list(orders)), skip_locked=True):
+            claim = SHIPMENT_WORK.is_claimable(row, now)
+            if claim is None:
+                results[row.pk] = _why_not_claimed(row.pk, now) if row.pk == first else row.status
+                continue
+            a, result = _mark(claim, orders[row.order_id], now)
+            if a is None:
+                results[row.pk] = result
+            else:
+                attempts.append((a, orders[row.order_id].shop))
+    adapters: dict[int, object] = {}
+    for a, shop in attempts:
+        if a.counted and timezone.now() > now + budget:
+            results[a.shipment_id] = _give_back(a)
+            continue
+        adapter = adapters.get(shop.pk) or adapters.setdefault(shop.pk, get_adapter(shop))
+        results[a.shipment_id] = _perform(a, shop, adapter=adapter)
+    return results
+
+
+def _give_back(a: _Attempt) -> str:
+    """A batch ran out of time before this attempt's first call: undo the mark (nothing was sent), due now."""
+    with transaction.atomic():
+        _order, s = _lock_pair(a)
+        if not _still_ours(s, a):
+            return s.status
+        s.wait_retry()
+        s.attempts = max(0, s.attempts - 1)
+        s.due_at, s.lease_until = timezone.now(), None
+        s.save_changed()
+        from common.inbox import nudge
+
+        from .tasks import ship_shipment
+
+        pk = s.pk
+        transaction.on_commit(lambda: nudge(ship_shipment, pk))
+    return s.status
+
+
+def _mark(claim, order: Order, now: datetime) -> tuple[_Attempt | None, str]:
+    """Under the order's and the shipment's locks: check the claimed shipment and mark its attempt (saved;
+    the caller commits before any call). (attempt, "") to perform, or (None, the shipment's new status)."""
+    s = claim.row
+    s.order = order
+    if claim.reclaimed:
+        s.needs_reconcile = True  # the worker that sent it died: its call may have gone through
+    handing_over = bool(s.delivery_way) and s.content_handed_at is None
+    if order.status in PLATFORM_SHIPPED and not handing_over:
+        _finish(s, order, method=_platform_method(s), user=None, now=now)
+        s.save_changed()
+        return None, s.status
+    staff_owned = s.method == Shipment.Method.STAFF and s.status == St.SENDING
+    order_ok = order.status == OS.READY_TO_SHIP or (order.status in PLATFORM_SHIPPED and handing_over)
+    pending = _pending_contact(s)
+    may_call = (order_ok and not s.cancel_requested and not staff_owned
+                and (pending is not None or s.attempts < settings.SHIP_MAX_ATTEMPTS))
+    if not may_call and not s.needs_reconcile:
+        if not order_ok or s.cancel_requested:
+            _cancel(s, order, f"订单状态 {order.get_status_display()}，不再发货")
+        elif handing_over:
+            _undeliverable(s, order, "已达最大尝试次数")
+            s.save_changed()
+        else:
+            _give_up(s, "已达最大尝试次数")
+            s.save_changed()
+        return None, s.status
+    try:
+        a = _prepare(s, order, may_call=may_call, staff=staff_owned, pending=pending)
+    except ConfigurationError as exc:
+        s.last_error = str(exc)
+        if s.content_handed_at is None and order.product is not None and order.product.auto_ship \
+                and order.product.kind == Product.Kind.VIRTUAL:
+            _undeliverable(s, order, str(exc))
+        else:
+            _give_up(s, str(exc))
+        s.save_changed()
+        return None, s.status
+    if may_call and pending is None:  # reading how a sent notification ended is not another attempt
+        s.attempts += 1
+        s.method = Shipment.Method.AUTO
+        a.counted = True
+    s.start_sending()
+    s.sent_at, s.lease_until = now, now + LEASE
+    s.save_changed()
+    a.sent_at = now
+    if a.step is not None:
+        a.step.sent_at, a.step.attempt = now, s.attempts
+    return a, ""
 
 
 def _platform_method(s: Shipment) -> str:
     return Shipment.Method.AUTO if s.status_sent_at else Shipment.Method.PLATFORM
 
 
-def _perform(a: _Attempt, shop) -> str:
+def _perform(a: _Attempt, shop, *, adapter=None) -> str:
     """Outside any transaction: reconcile if needed, run the unfinished steps, record each result."""
-    adapter = get_adapter(shop)
+    adapter = adapter or get_adapter(shop)
     reconcile = a.reconcile
     if a.may_call and not reconcile and Shipment.objects.filter(pk=a.shipment_id, cancel_requested=True).exists():
         return _record_not_shipped(a, "订单已关闭，未交付")  # closed since the mark: nothing was sent
@@ -611,8 +728,7 @@ def _record_handover(a: _Attempt, o: handover.Outcome) -> str | None:
     else the shipment's new status (waiting, in the manual queue, cancelled)."""
     now = _clock(a)
     with transaction.atomic():
-        order = order_lock(a.order_id)
-        s = _lock(a.shipment_id)
+        order, s = _lock_pair(a)
         if not _still_ours(s, a):
             return s.status  # another worker took the row over after our lease ran out; it reconciles
         if o.status == "not_done":
@@ -642,7 +758,10 @@ def _record_handover(a: _Attempt, o: handover.Outcome) -> str | None:
             if s.cancel_requested or order.status not in (OS.READY_TO_SHIP, *PLATFORM_SHIPPED):
                 _cancel(s, order, "订单已关闭，但发货内容已送达买家")
                 return s.status
-            s.save()
+            if a.status_sent:  # the platform order is shipped too (card pool): finish under this same lock
+                _ship_locked(a, s, order, note="发货内容已送达，平台订单已是已发货", codes_done=True)
+                return s.status
+            s.save_changed()
             return None
         s.needs_reconcile = o.unknown or o.status in ("pending", "held")
         s.last_error = o.reason[:4000]
@@ -658,64 +777,73 @@ def _record_handover(a: _Attempt, o: handover.Outcome) -> str | None:
         else:
             s.wait_retry()
             s.due_at = now + timedelta(seconds=settings.SHIP_RETRY_DELAY_SECONDS)
-        s.save()
+        s.save_changed()
         return s.status
 
 
 def _record_awaiting_confirmation(a: _Attempt) -> str:
     """Slow goods: the content is with the buyer; the platform shipment waits for staff in the manual queue."""
     with transaction.atomic():
-        order_lock(a.order_id)
-        s = _lock(a.shipment_id)
+        _order, s = _lock_pair(a)
         if not _still_ours(s, a):
             return s.status
         s.needs_reconcile = False
         _to_staff(s, "发货内容已送达买家，等待员工确认平台发货")
-        s.save()
+        s.save_changed()
         return s.status
 
 
 def _record_shipped(a: _Attempt, *, note: str) -> str:
     with transaction.atomic():
-        order = order_lock(a.order_id)  # order before shipment, the same order as the hooks lock in
-        s = _lock(a.shipment_id)
+        order, s = _lock_pair(a)
         if s.status == St.SHIPPED:
             return s.status
-        method = Shipment.Method.STAFF if a.staff else Shipment.Method.AUTO
-        if a.virtual and s.status_sent_at is None:
-            s.status_sent_at = _clock(a)
-        _finish(s, order, method=method, user=s.shipped_by if a.staff else None, now=_clock(a), note=note)
-        s.save()
+        _ship_locked(a, s, order, note=note)
         return s.status
 
 
-def _finish(s: Shipment, order: Order, *, method: str, user, now: datetime, note: str = "") -> None:
-    """Mark shipped, deliver the reserved codes, move the order (caller saves the shipment)."""
+def _ship_locked(a: _Attempt, s: Shipment, order: Order, *, note: str, codes_done: bool = False) -> None:
+    """The platform order is shipped: finish the locked shipment and save it."""
+    method = Shipment.Method.STAFF if a.staff else Shipment.Method.AUTO
+    if a.virtual and s.status_sent_at is None:
+        s.status_sent_at = _clock(a)
+    _finish(s, order, method=method, user=s.shipped_by if a.staff else None, now=_clock(a), note=note,
+            codes_done=codes_done)
+    s.save_changed()
+
+
+def _finish(s: Shipment, order: Order, *, method: str, user, now: datetime, note: str = "",
+            codes_done: bool = False) -> None:
+    """Mark shipped, deliver the reserved codes (unless the caller just did), move the locked order (caller
+    saves the shipment)."""
     s.mark_shipped()
     s.method = method
     s.shipped_at = now
     s.needs_reconcile = False
     s.last_error = ""
-    CardCode.objects.filter(order=order, status=CardCode.Status.RESERVED).update(
-        status=CardCode.Status.DELIVERED, delivered_at=now)
+    if not codes_done:
+        CardCode.objects.filter(order=order, status=CardCode.Status.RESERVED).update(
+            status=CardCode.Status.DELIVERED, delivered_at=now)
     data = {"shipment": s.pk, "method": method, "waybill_no": s.waybill_no, "express": s.logistics_company,
             "delivery_way": s.delivery_way}
     actor = {Shipment.Method.STAFF: Actor.STAFF, Shipment.Method.PLATFORM: Actor.PLATFORM}.get(method, Actor.SYSTEM)
     if order.status in PLATFORM_SHIPPED:
         return
+    order._shipment_in_hand = s.pk  # the on_shipped hook has nothing to do for the shipment we hold
     try:
         order_mark_shipped(order=order, actor=actor, user=s.shipped_by if method == Shipment.Method.STAFF else None,
-                           message=note or "已发货", data=data)
+                           message=note or "已发货", data=data, locked=True)
     except OrderError as exc:  # the order was closed while the attempt ran: the buyer has the goods
         order_note(order=order, actor=Actor.SYSTEM, data=data,
                    message=f"注意：订单已{order.get_status_display()}，但平台已发货（{exc}）")
         s.cancel_requested = False
+    finally:
+        del order._shipment_in_hand
 
 
 def _record_not_shipped(a: _Attempt, why: str) -> str:
     with transaction.atomic():
-        order = order_lock(a.order_id)
-        s = _lock(a.shipment_id)
+        order, s = _lock_pair(a)
         if not _still_ours(s, a):
             return s.status
         return _not_shipped(a, s, order, why)
@@ -733,14 +861,13 @@ def _not_shipped(a: _Attempt, s: Shipment, order: Order, why: str) -> str:
         _undeliverable(s, order, why)
     else:
         _give_up(s, why)
-    s.save()
+    s.save_changed()
     return s.status
 
 
 def _record_failure(a: _Attempt, exc: PlatformError, *, during: str) -> str:
     with transaction.atomic():
-        order = order_lock(a.order_id)
-        s = _lock(a.shipment_id)
+        order, s = _lock_pair(a)
         if not _still_ours(s, a):
             return s.status  # another worker took the row over after our lease ran out; it reconciles
         if during == "ship":
@@ -757,7 +884,7 @@ def _record_failure(a: _Attempt, exc: PlatformError, *, during: str) -> str:
         else:
             s.wait_retry()
             s.due_at = _clock(a) + timedelta(seconds=settings.SHIP_RETRY_DELAY_SECONDS)
-        s.save()
+        s.save_changed()
         return s.status
 
 
@@ -848,7 +975,7 @@ def shipment_ship_manual(*, shipment: Shipment, user, logistics_company: str = "
         platform_shipped = order.status in PLATFORM_SHIPPED
         if platform_shipped and (physical or s.content_handed_at is not None):
             _finish(s, order, method=Shipment.Method.PLATFORM, user=user, now=now)
-            s.save()
+            s.save_changed()
             return s
         reconcile = s.needs_reconcile or s.attempts > 0
         step = None
@@ -865,7 +992,7 @@ def shipment_ship_manual(*, shipment: Shipment, user, logistics_company: str = "
         s.method = Shipment.Method.STAFF
         s.attempts += 1
         s.sent_at, s.lease_until = now, now + LEASE
-        s.save()
+        s.save_changed()
         if step is not None:
             step.sent_at, step.attempt = now, s.attempts
         attempt = _Attempt(s.pk, order.pk, now, reconcile, True, True, request, order_no=order.platform_order_id,

@@ -5,9 +5,14 @@ from celery import shared_task
 
 @shared_task(name="shipping.tasks.ship_shipment", acks_late=True)
 def ship_shipment(shipment_id: int) -> str:
-    from .services import shipment_dispatch
+    """Send this shipment if it is due, with other due ones in the same batch (SHIP_BATCH_SIZE); a message
+    whose shipment an earlier batch already took costs one read."""
+    from .services import shipment_dispatch_due, shipment_ready
 
-    return shipment_dispatch(shipment_id=shipment_id)
+    status = shipment_ready(shipment_id)
+    if status != "due":
+        return status
+    return shipment_dispatch_due(first=shipment_id).get(shipment_id, "locked-or-missing")
 
 
 @shared_task(name="shipping.tasks.sweep_shipments")

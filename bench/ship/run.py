@@ -18,6 +18,7 @@ What it does (loopback only, bounded in count and time):
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -29,8 +30,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-DB_NAME = "xianyu_bench"
-DB_URL = f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"
+# BENCH_DATABASE_URL picks another database on the same server (helpers on a shared machine each use theirs).
+DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/xianyu_bench")
+DB_NAME = DB_URL.rsplit("/", 1)[1]
 
 
 def ensure_database() -> None:
@@ -43,6 +45,19 @@ def ensure_database() -> None:
             conn.execute(f'CREATE DATABASE "{DB_NAME}"')
 
 
+def tree_rss_mb(root_pid: int) -> dict[str, float]:
+    """RSS of a process and its descendants (the celery worker and its pool processes), in MB."""
+    out = subprocess.run(["ps", "-o", "pid=,ppid=,rss=", "-e"], capture_output=True, text=True).stdout
+    rows = [tuple(int(x) for x in line.split()) for line in out.splitlines() if line.strip()]
+    pids, rss = {root_pid}, {}
+    for _ in range(3):  # parent → pool children (→ grandchildren)
+        pids |= {pid for pid, ppid, _kb in rows if ppid in pids}
+    for pid, _ppid, kb in rows:
+        if pid in pids:
+            rss[str(pid)] = round(kb / 1024, 1)
+    return rss
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--orders", type=int, default=5000)
@@ -51,6 +66,7 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=300.0)
     args = ap.parse_args()
     n = min(max(1, args.orders), 20000)
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
     from tests.fakes.xianguanjia import FakeXianguanjia
 
@@ -58,12 +74,15 @@ def main() -> int:
     app_key = f"bench-ship-{run}"
     fake = FakeXianguanjia().start()
     fake.accounts[app_key] = "bench-secret"
-    env = {**os.environ, "DATABASE_URL": DB_URL, "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+    env = {**os.environ, "DATABASE_URL": DB_URL, "REDIS_URL": redis_url,
            "XIANGUANJIA_BASE_URL": fake.url, "DJANGO_SETTINGS_MODULE": "config.settings",
            "CELERY_TASK_ALWAYS_EAGER": "false"}
     os.environ.update(env)
     ensure_database()
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
+    import redis
+
+    redis.Redis.from_url(redis_url).flushdb()  # no messages left over from an earlier run
 
     import django
 
@@ -120,6 +139,8 @@ def main() -> int:
         start = time.monotonic()
         shipped = 0
         last_change, last_count = time.monotonic(), -1
+        peak_rss: dict[str, float] = {}
+        next_rss = 0.0
         while time.monotonic() - start < args.timeout:
             shipped = Shipment.objects.filter(order__shop=shop, status="shipped").count()
             if shipped >= n:
@@ -128,6 +149,10 @@ def main() -> int:
                 last_change, last_count = time.monotonic(), shipped
             elif time.monotonic() - last_change > 60:
                 break  # no progress for a minute
+            if time.monotonic() >= next_rss:
+                for pid, mb in tree_rss_mb(worker.pid).items():
+                    peak_rss[pid] = max(mb, peak_rss.get(pid, 0.0))
+                next_rss = time.monotonic() + 1.0
             time.sleep(0.2)
         elapsed = time.monotonic() - start
         connection.close()
@@ -146,8 +171,29 @@ def main() -> int:
         print(f"codes delivered beyond one per order: {max(0, double_codes)}  producer errors: {len(errors)}")
         for e in errors[:5]:
             print("  ", e)
-        ok = rate >= 100 and duplicates == 0 and not_shipped_here == 0 and not_shipped_there == 0 and not errors
+        worst_rss = max(peak_rss.values(), default=0.0)
+        print(f"worker RSS peak (MB, per process): {', '.join(f'{v}' for v in peak_rss.values())}")
+        rows = {"shipments": Shipment.objects.filter(order__shop=shop).count(),
+                "orders": Order.objects.filter(shop=shop).count(),
+                "codes_delivered": CardCode.objects.filter(product=product, status="delivered").count(),
+                "codes_reserved": CardCode.objects.filter(product=product, status="reserved").count()}
+        print(f"row counts: {rows}")
+        rows_ok = rows["shipments"] == n and rows["orders"] == n and rows["codes_delivered"] == n
+        ok = (rows_ok and worst_rss < 250 and rate >= 100 and duplicates == 0 and not_shipped_here == 0
+              and not_shipped_there == 0 and not errors)
         print("TARGET MET" if ok else "TARGET NOT MET")
+        out_dir = ROOT / "var" / "bench"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        out = out_dir / f"ship-{run}.json"
+        out.write_text(json.dumps({
+            "bench": "ship", "started": run, "orders": n, "concurrency": args.concurrency,
+            "batch": os.environ.get("SHIP_BATCH_SIZE", ""),
+            "created_in_s": round(created_in, 2), "shipped": shipped, "elapsed_s": round(elapsed, 2),
+            "orders_per_s": round(rate, 1), "duplicates": duplicates, "not_shipped_here": not_shipped_here,
+            "not_shipped_on_platform": not_shipped_there, "codes_beyond_one": max(0, double_codes),
+            "producer_errors": len(errors), "rows": rows, "worker_rss_peak_mb": peak_rss, "target_met": ok,
+        }, indent=2))
+        print(f"result: {out}")
         return 0 if ok else 1
     finally:
         if worker.poll() is None:
