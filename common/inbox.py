@@ -26,6 +26,7 @@ from django.views.decorators.csrf import csrf_exempt
 from .due import DueWork, backoff
 from .middleware import request_problem
 from .models import InboxEvent
+from .nudge import fast_delay
 from .rejects import rejection_record, webhook_rejected  # noqa: F401 (webhook_rejected: re-exported)
 from .sanitize import clean_text, decode_body, is_hostile
 
@@ -218,9 +219,11 @@ def receive(request: HttpRequest, *, model: type[InboxEvent], source: str,
 
 
 def nudge(task, pk) -> None:
-    """Tell a worker there is work. The row is the truth: if the broker is down, the sweeper finds it."""
+    """Tell a worker there is work. The row is the truth: if the broker is down, the sweeper finds it.
+    On a Redis broker the message is one LPUSH (common.nudge), else `task.delay`."""
     try:
-        task.delay(pk)
+        if not fast_delay(task, pk):
+            task.delay(pk)
     except Exception:
         log.warning("broker unavailable, %s(%s) left for the sweeper", task.name, pk, exc_info=True)
 
