@@ -26,6 +26,7 @@ os.environ.setdefault("DJANGO_DEBUG", "0")
 os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,127.0.0.1")
 os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "0")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
+os.environ.setdefault("BENCH_BARE_ENDPOINT", "1")
 os.environ.setdefault("DJANGO_SECRET_KEY", "bench-profile-" + "x" * 40)
 
 
@@ -64,15 +65,38 @@ def main() -> int:
         resp = client.post(f"/webhooks/xianguanjia/?{qs}", data=body, content_type="application/json")
         assert resp.status_code == 200, resp.content
 
+    from django.db import connection
+
+    from bench.ingest.bare import CREATE_TABLE_SQL, sign
+
+    with connection.cursor() as cur:
+        cur.execute(CREATE_TABLE_SQL)
+
+    def bare():
+        n[0] += 1
+        body = f'{{"order_no":"{prefix}{n[0]:09d}","modify_time":{int(time.time())}}}'.encode()
+        resp = client.post("/bench/bare/", data=body, content_type="application/json", HTTP_X_SIGNATURE=sign(body))
+        assert resp.status_code == 200, resp.content
+
+    def timed(fn) -> float:
+        c0 = time.process_time()
+        for _ in range(args.calls):
+            fn()
+        return (time.process_time() - c0) * 1000 / args.calls
+
     for _ in range(50):
         call()
-    t0 = time.perf_counter()
-    for _ in range(args.calls):
-        call()
-    per_call = (time.perf_counter() - t0) * 1000 / args.calls
-    print(f"{args.calls} calls: {per_call:.3f} ms per call (test client, unprofiled, incl. signing the push)")
+        bare()
+    # Interleaved rounds, CPU time of this process only (insensitive to other load): the in-process ratio.
+    hook_ms, bare_ms = [], []
+    for _ in range(3):
+        hook_ms.append(timed(call))
+        bare_ms.append(timed(bare))
+    hook, bare_cpu = min(hook_ms), min(bare_ms)
+    print(f"{args.calls} calls x 3: webhook {hook:.3f} ms CPU per call, bare {bare_cpu:.3f} ms CPU per call "
+          f"(test client, incl. signing), ratio of throughputs if CPU-bound {bare_cpu / hook:.1%}")
     if not args.no_profile:
-        prof = cProfile.Profile()
+        prof = cProfile.Profile(time.process_time)  # CPU time: waiting on PostgreSQL or Redis is not cost here
         prof.enable()
         for _ in range(args.calls):
             call()
