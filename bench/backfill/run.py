@@ -1,7 +1,7 @@
 """Backfill benchmark (DESIGN.md §7): `manage.py backfill_orders` against a fake 闲管家 order list.
 
     DATABASE_URL=postgres://…/xianyu_bench REDIS_URL=redis://127.0.0.1:6379/14 \
-        uv run python -m bench.backfill.run [--orders 100000] [--paid-share 0.02]
+        uv run python -m bench.backfill.run [--orders 100000] [--paid-share 0.005]
 
 1. creates the database if missing and migrates it, creates a new 闲管家 shop (`shop_add`) with one product;
 2. starts the fake 闲管家 (tests/fakes/xianguanjia.py: signatures, 100-order pages, the 10,000-record paging
