@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import Q
 from django.dispatch import Signal
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -26,6 +26,7 @@ from django.views.decorators.csrf import csrf_exempt
 from .due import DueWork, backoff
 from .middleware import request_problem
 from .models import InboxEvent
+from .nudge import fast_delay
 from .rejects import rejection_record, webhook_rejected  # noqa: F401 (webhook_rejected: re-exported)
 from .sanitize import clean_text, decode_body, is_hostile
 
@@ -205,11 +206,9 @@ def receive(request: HttpRequest, *, model: type[InboxEvent], source: str,
         # savepoint so a duplicate does not break the caller.
         in_transaction = not transaction.get_autocommit()
         with transaction.atomic() if in_transaction else nullcontext():
-            event = model.objects.create(
-                source=source, key=verdict.key, topic=verdict.topic,
-                headers=pick_headers(request, headers), body=body.decode("utf-8"), **verdict.fields,
-            )
-        transaction.on_commit(lambda: nudge(task, event.pk))
+            pk = insert_event(model, source=source, key=verdict.key, topic=verdict.topic,
+                              headers=pick_headers(request, headers), body=body.decode("utf-8"), **verdict.fields)
+        transaction.on_commit(lambda: nudge(task, pk))
     except IntegrityError:
         if not model.objects.filter(source=source, key=verdict.key).exists():
             raise  # not a duplicate: a real error, let it surface as a 500 so the platform retries
@@ -217,10 +216,58 @@ def receive(request: HttpRequest, *, model: type[InboxEvent], source: str,
     return success()
 
 
+_INSERTS: dict[tuple[type, str], tuple[str, list]] = {}
+
+
+def insert_event(model: type[InboxEvent], **values) -> int:
+    """Store a new inbox row and return its pk: `model.objects.create(**values)` on PostgreSQL as one
+    prepared `INSERT … RETURNING`, without building a model instance, compiling the query and quoting its
+    values in Python for every webhook (that was a third of the request's CPU). Defaults, `auto_now_add` and
+    field adaptation (JSON) are the fields' own; a duplicate raises IntegrityError as `create` does. Other
+    databases use `create`."""
+    connection = connections[router.db_for_write(model)]
+    if connection.vendor != "postgresql":
+        return model.objects.create(**values).pk
+    key = (model, connection.alias)
+    if key not in _INSERTS:
+        fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+        q = connection.ops.quote_name
+        sql = (f"INSERT INTO {q(model._meta.db_table)} ({', '.join(q(f.column) for f in fields)}) "
+               f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {q(model._meta.pk.column)}")
+        _INSERTS[key] = sql, fields
+    sql, fields = _INSERTS[key]
+    params, now = [], None
+    for f in fields:
+        if f.name in values:
+            value = values.pop(f.name)
+            if f.is_relation and value is not None:
+                value = value.pk
+        elif f.attname in values:
+            value = values.pop(f.attname)
+        elif getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+            value = now = now or timezone.now()
+        else:
+            value = f.get_default()
+        params.append(f.get_db_prep_save(value, connection))
+    if values:
+        raise TypeError(f"{model.__name__} has no field(s) {', '.join(values)}")
+    # A server-side-binding cursor and a prepared statement: Django's client-side binding quotes each of the
+    # fifteen values in Python, and PostgreSQL would parse and plan the same INSERT every time. Same
+    # connection, so the same transaction; errors are translated as Django's own cursor does.
+    import psycopg
+
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, prepare=True)
+        return cursor.fetchone()[0]
+
+
 def nudge(task, pk) -> None:
-    """Tell a worker there is work. The row is the truth: if the broker is down, the sweeper finds it."""
+    """Tell a worker there is work. The row is the truth: if the broker is down, the sweeper finds it.
+    On a Redis broker the message is one LPUSH (common.nudge), else `task.delay`."""
     try:
-        task.delay(pk)
+        if not fast_delay(task, pk):
+            task.delay(pk)
     except Exception:
         log.warning("broker unavailable, %s(%s) left for the sweeper", task.name, pk, exc_info=True)
 

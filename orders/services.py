@@ -13,9 +13,9 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import Shop
+from accounts.models import BuyerIdentity, Shop
 from accounts.services import buyer_upsert
-from common.locks import lock_one
+from common.locks import lock_one, lock_rows
 
 from . import hooks
 from .adapters import get_adapter
@@ -278,11 +278,15 @@ def _anomaly_alert(order: Order, target: str, platform_status: str) -> None:
                 target=S(target).label if target in S.values else target, platform_status=platform_status)
 
 
-def _fill(order: Order, shop: Shop, snap: OrderSnapshot) -> None:
-    """Copy the snapshot's descriptive fields; never blank out what an earlier, richer report gave."""
+def _fill(order: Order, shop: Shop, snap: OrderSnapshot, *, products: dict[str, Product | None] | None = None,
+          buyers: dict[str, BuyerIdentity] | None = None) -> None:
+    """Copy the snapshot's descriptive fields; never blank out what an earlier, richer report gave.
+    `products` (item id → product) and `buyers` (platform user id → buyer, already upserted) are given by the
+    page sync, which looks them up for a whole page at once."""
     if snap.item_id:
         order.item_id = snap.item_id
-        order.product = _product_for(shop, snap.item_id) or order.product
+        product = products.get(snap.item_id) if products is not None else _product_for(shop, snap.item_id)
+        order.product = product or order.product
     for name in ("item_title", "sku"):
         if getattr(snap, name):
             setattr(order, name, getattr(snap, name))
@@ -296,7 +300,188 @@ def _fill(order: Order, shop: Shop, snap: OrderSnapshot) -> None:
         if getattr(snap, name) and not getattr(order, name):
             setattr(order, name, getattr(snap, name))
     if snap.buyer_id and (order.buyer_id is None or order.buyer.platform_user_id != snap.buyer_id):
-        order.buyer = buyer_upsert(platform=shop.platform, platform_user_id=snap.buyer_id, nick=snap.buyer_nick)
+        order.buyer = (buyers[snap.buyer_id] if buyers is not None else
+                       buyer_upsert(platform=shop.platform, platform_user_id=snap.buyer_id, nick=snap.buyer_nick))
+
+
+# --- a page of orders at once (backfill) ---------------------------------------------------------------
+
+# What the page sync writes on an order it refreshes (the fields `_fill` and `order_sync` set).
+_SYNCED_FIELDS = ("item_id", "product", "item_title", "sku", "quantity", "amount", "receiver", "paid_at", "shipped_at",
+                  "closed_at", "buyer", "platform_status", "platform_event_at")
+
+
+def _buyers_upsert(platform: str, wanted: dict[str, str]) -> dict[str, BuyerIdentity]:
+    """`buyer_upsert` for many buyers (platform user id → nick) in three statements at most."""
+    from accounts.models import BuyerIdentity
+
+    if not wanted:
+        return {}
+    have = {b.platform_user_id: b for b in BuyerIdentity.objects.filter(platform=platform,
+                                                                       platform_user_id__in=list(wanted))}
+    missing = [BuyerIdentity(platform=platform, platform_user_id=uid, nick=nick)
+               for uid, nick in wanted.items() if uid not in have]
+    if missing:
+        BuyerIdentity.objects.bulk_create(missing, ignore_conflicts=True)
+        have.update({b.platform_user_id: b for b in BuyerIdentity.objects.filter(
+            platform=platform, platform_user_id__in=[b.platform_user_id for b in missing])})
+    renamed = []
+    for uid, nick in wanted.items():
+        buyer = have[uid]
+        if nick and buyer.nick != nick:
+            buyer.nick = nick
+            renamed.append(buyer)
+    if renamed:
+        now = timezone.now()
+        for buyer in renamed:
+            buyer.updated_at = now
+        BuyerIdentity.objects.bulk_update(renamed, ["nick", "updated_at"])
+    return have
+
+
+def _quiet_new(path: list[str]) -> bool:
+    """Can a new order take this path without running anything but its events? Its last step must not land
+    on `paid` (a newly paid order gets the post-payment automation: `order_sync` does it). The listeners of
+    later states (on_shipped, on_closed) act on a shipment or verification, which only that automation
+    creates: a new order has none, so they have nothing to do."""
+    if not path:
+        return True
+    last = next(to for name, _, to in PLATFORM_TRANSITIONS if name == path[-1])
+    return last not in (S.PAID, "*")
+
+
+def order_sync_page(*, shop: Shop, snapshots: list[OrderSnapshot], source: str = "",
+                    actor: str = Actor.PLATFORM) -> list[tuple[OrderSnapshot, SyncResult | Exception]]:
+    """`order_sync` for a page of orders (backfill), in a handful of statements instead of a transaction per
+    order: the orders are locked together (pk order), products and buyers looked up and upserted at once, new
+    orders and their events inserted in bulk, refreshed ones updated in bulk (only those that changed).
+
+    Whatever needs more than rows goes through `order_sync`, one order at a time, after the page's
+    transaction: an order newly paid (the post-payment automation: notification, KYC gate, shipment), an
+    existing order that changes state (its listeners), a target the machine cannot reach (anomaly), an order
+    listed twice. If the page's transaction fails (e.g. a webhook created one of its orders meanwhile), the
+    whole page goes through `order_sync`. The same rules as `order_sync`: a stale report changes nothing, a
+    re-run writes nothing. Returns (snapshot, SyncResult or the exception) per snapshot."""
+    try:
+        with transaction.atomic():
+            done, slow = _sync_page_rows(shop, snapshots, source, actor)
+    except Exception:
+        log.warning("page sync for %s fell back to one order at a time", shop, exc_info=True)
+        done, slow = [], list(snapshots)
+    for snap in slow:
+        try:
+            done.append((snap, order_sync(shop=shop, snapshot=snap, source=source, actor=actor)))
+        except Exception as exc:  # one bad order must not stop the rest
+            done.append((snap, exc))
+    return done
+
+
+_EVENT_COLUMNS = ("order_id", "kind", "from_status", "to_status", "actor", "message", "data", "created_at")
+
+
+def _events_insert(rows: list[tuple], now: datetime) -> None:
+    """Insert many OrderEvents, (order_id, kind, from, to, actor, message, data) each, all created `now`: on
+    PostgreSQL with one COPY (Django's bulk_create spends more CPU preparing the values than PostgreSQL
+    spends storing them), else with bulk_create."""
+    from django.db import connections, router
+
+    connection = connections[router.db_for_write(OrderEvent)]
+    if connection.vendor != "postgresql":
+        OrderEvent.objects.bulk_create([OrderEvent(**dict(zip(_EVENT_COLUMNS, (*row, now), strict=True)))
+                                        for row in rows])
+        return
+    from psycopg.types.json import Jsonb
+
+    q = connection.ops.quote_name
+    sql = f"COPY {q(OrderEvent._meta.db_table)} ({', '.join(q(c) for c in _EVENT_COLUMNS)}) FROM STDIN"
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        for *head, data in rows:
+            copy.write_row((*head, Jsonb(data), now))
+
+
+def _sync_page_rows(shop: Shop, snapshots: list[OrderSnapshot], source: str, actor: str):
+    now = timezone.now()
+    seen: set[str] = set()
+    page, slow = [], []
+    for snap in snapshots:
+        (slow if snap.platform_order_id in seen else page).append(snap)
+        seen.add(snap.platform_order_id)
+    existing = {o.platform_order_id: o for o in lock_rows(
+        Order.objects.select_related("buyer").filter(shop=shop, platform_order_id__in=[s.platform_order_id
+                                                                                          for s in page]))}
+    item_ids = {s.item_id for s in page if s.item_id}
+    products: dict[str, Product | None] = dict.fromkeys(item_ids)
+    products.update({p.item_id: p for p in Product.objects.filter(shop=shop, item_id__in=item_ids).order_by("pk")
+                     .reverse()})  # the first by pk wins, as in _product_for
+    done: list[tuple[OrderSnapshot, SyncResult]] = []
+    fast_new: list[tuple[OrderSnapshot, Order, list[str], datetime]] = []
+    refreshed: list[Order] = []
+    wanted_buyers: dict[str, str] = {}
+    plans = []
+    for snap in page:
+        target = snap.target_status
+        event_at = snap.updated_at or now
+        order = existing.get(snap.platform_order_id)
+        if order is None:
+            path = _path(S.PENDING_PAYMENT, target) if target else []
+            if path is None or not _quiet_new(path):
+                slow.append(snap)
+                continue
+            plans.append(("new", snap, None, path, event_at))
+        else:
+            if order.platform_event_at and event_at < order.platform_event_at:
+                done.append((snap, SyncResult(order, False, [], "stale")))
+                continue
+            if (order.platform_event_at and event_at == order.platform_event_at and target
+                    and RANK.get(target, 0) < RANK.get(order.status, 0)):
+                done.append((snap, SyncResult(order, False, [], "stale")))
+                continue
+            if target and not (target == S.PENDING_PAYMENT and order.status == S.PENDING_PAYMENT) \
+                    and _path(order.status, target, order.status_before_refund) != []:
+                slow.append(snap)  # a state change (listeners) or an anomaly
+                continue
+            plans.append(("old", snap, order, [], event_at))
+        if snap.buyer_id and (order is None or order.buyer_id is None
+                              or order.buyer.platform_user_id != snap.buyer_id):
+            wanted_buyers[snap.buyer_id] = snap.buyer_nick
+    buyers = _buyers_upsert(shop.platform, wanted_buyers)
+    for kind, snap, order, path, event_at in plans:
+        if kind == "new":
+            order = Order(shop=shop, platform_order_id=snap.platform_order_id)
+            _fill(order, shop, snap, products=products, buyers=buyers)
+            order.platform_status, order.platform_event_at = snap.raw_status, event_at
+            steps = []
+            for name in path:
+                before = order.status
+                getattr(order, name)()
+                stamp = TIMESTAMPS.get(order.status)
+                if stamp and getattr(order, stamp) is None:
+                    setattr(order, stamp, now)
+                steps.append((name, before, order.status))
+            fast_new.append((snap, order, steps, event_at))
+        else:
+            before = {f: getattr(order, Order._meta.get_field(f).attname) for f in _SYNCED_FIELDS}
+            _fill(order, shop, snap, products=products, buyers=buyers)
+            order.platform_status, order.platform_event_at = snap.raw_status, event_at
+            if any(getattr(order, Order._meta.get_field(f).attname) != v for f, v in before.items()):
+                order.updated_at = now
+                refreshed.append(order)
+            done.append((snap, SyncResult(order, False, [], "unchanged")))
+    if fast_new:
+        Order.objects.bulk_create([o for _, o, _, _ in fast_new])
+        events = []
+        for snap, order, steps, _ in fast_new:
+            data = {"platform_status": snap.raw_status}
+            events.append((order.pk, OrderEvent.Kind.CREATED, "", S.PENDING_PAYMENT, actor,
+                           f"收到平台订单（{source or shop.platform}）"[:500], data))
+            message = f"平台状态 {snap.raw_status}"[:500]
+            for _name, before, after in steps:
+                events.append((order.pk, OrderEvent.Kind.TRANSITION, before, after, actor, message, data))
+            done.append((snap, SyncResult(order, True, [n for n, _, _ in steps], "applied")))
+        _events_insert(events, now)
+    if refreshed:
+        Order.objects.bulk_update(refreshed, [*_SYNCED_FIELDS, "updated_at"])
+    return done, slow
 
 
 def summary_figures(since: datetime, until: datetime) -> dict:

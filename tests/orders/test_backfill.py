@@ -197,3 +197,83 @@ def test_backfill_refuses_a_date_it_cannot_read(shop, value):
 def test_backfill_names_an_unknown_shop():
     with pytest.raises(CommandError, match="no shop"):
         call_command("backfill_orders", "--shop", "nope")
+
+
+# --- a page at a time (issue 11 part 3): the same outcome as order_sync, in a handful of statements ------------
+
+
+def _snapshots(fake, app_key: str):
+    """Listed snapshots of every order on the fake, as the backfill gets them."""
+    from orders.adapters import get_adapter
+    from orders.models import Shop
+
+    adapter = get_adapter(Shop.objects.get(app_key=app_key))
+    now = timezone.now()
+    return adapter.list_orders(start=now - timedelta(days=30), end=now, page_no=1, page_size=100).items
+
+
+def _outcome(shop):
+    rows = {}
+    for o in Order.objects.filter(shop=shop).select_related("buyer", "product"):
+        events = [(e.kind, e.from_status, e.to_status, e.actor, e.message)
+                  for e in o.events.order_by("created_at", "id")]
+        rows[o.platform_order_id] = (o.status, o.platform_status, o.platform_event_at, o.paid_at is not None,
+                                     o.shipped_at is not None, o.closed_at is not None, o.buyer.platform_user_id,
+                                     o.product.item_id if o.product else None, str(o.amount), o.quantity,
+                                     o.receiver, events)
+    return rows
+
+
+def test_a_page_in_bulk_ends_exactly_as_order_sync_one_by_one(fake, shop, monkeypatch):
+    import orders.services
+    from orders.models import Product
+    from orders.services import order_sync_page
+    from shipping.models import Shipment
+
+    other = shop_upsert(platform="xianguanjia", name="逐单店", app_key="xgj-bf-2", app_secret=SECRET)[0]
+    fake.accounts["xgj-bf-2"] = SECRET
+    for s in (shop, other):
+        Product.objects.create(shop=s, item_id="item-1", title="激活码", auto_ship=False)
+    now = int(time.time()) - 600
+    for i, (status, refund) in enumerate([(11, 0), (12, 0), (21, 0), (22, 0), (23, 0), (12, 1), (22, 0), (12, 0)]):
+        fake.add_order(f"77{i:03d}", status=status, refund_status=refund, update_time=now + i,
+                       item_id="item-1" if i % 2 else "item-x")
+    snaps = _snapshots(fake, APP_KEY)
+    assert len(snaps) == 8
+    one_by_one = [order_sync(shop=other, snapshot=s, source="backfill") for s in snaps]
+    singles = []
+    monkeypatch.setattr(orders.services, "order_sync",
+                        lambda **kw: singles.append(kw["snapshot"].platform_order_id) or order_sync(**kw))
+    in_bulk = order_sync_page(shop=shop, snapshots=snaps, source="backfill")
+    assert sorted(singles) == ["77001", "77007"]  # only the newly paid ones, one by one; the rest in bulk
+
+    assert not [r for _, r in in_bulk if isinstance(r, Exception)]
+    assert _outcome(shop) == _outcome(other)
+    assert sorted((r.order.platform_order_id, r.created, r.applied, r.outcome) for _, r in in_bulk) == \
+        sorted((r.order.platform_order_id, r.created, r.applied, r.outcome) for r in one_by_one)
+    # the newly paid orders got the post-payment automation: released to shipping, with a shipment
+    paid = Order.objects.filter(shop=shop, status="ready_to_ship")
+    assert paid.count() == 2 and Shipment.objects.filter(order__in=paid).count() == 2
+
+    # a re-run writes nothing: no new rows or events, no order touched
+    stamps = dict(Order.objects.filter(shop=shop).values_list("platform_order_id", "updated_at"))
+    events = OrderEvent.objects.count()
+    again = order_sync_page(shop=shop, snapshots=_snapshots(fake, APP_KEY), source="backfill")
+    assert {r.outcome for _, r in again} == {"unchanged"} and not any(r.created for _, r in again)
+    assert OrderEvent.objects.count() == events
+    assert dict(Order.objects.filter(shop=shop).values_list("platform_order_id", "updated_at")) == stamps
+
+
+def test_a_page_takes_an_order_changed_on_the_platform_through_order_sync(fake, shop):
+    from orders.services import order_sync_page
+
+    now = int(time.time()) - 600
+    fake.add_order("78001", status=21, update_time=now)
+    order_sync_page(shop=shop, snapshots=_snapshots(fake, APP_KEY), source="backfill")
+    assert Order.objects.get(platform_order_id="78001").status == "shipped"
+    fake.add_order("78001", status=22, update_time=now + 5)  # the buyer confirmed receipt
+    [(_, result)] = order_sync_page(shop=shop, snapshots=_snapshots(fake, APP_KEY), source="backfill")
+    assert result.applied == ["complete"] or result.order.status == "completed"
+    assert Order.objects.get(platform_order_id="78001").status == "completed"
+    assert list(OrderEvent.objects.filter(order__platform_order_id="78001", kind="transition")
+                .values_list("to_status", flat=True).order_by("id")) == ["paid", "shipped", "completed"]
