@@ -4,9 +4,10 @@ Scheduling: `shipment_schedule` (the `on_ready_to_ship` hook) creates the order'
 random delay in the product's window ("look like a person", seed 004), takes the stock and reserves the
 card codes at once (so a sale is never promised twice), or puts it in the staff's queue.
 
-Exactly once: `shipment_dispatch` locks the order, then the shipment (`skip_locked`), checks state and due
-time, marks the attempt (`sending`, attempts + 1, a lease until `lease_until`) and commits; only then calls
-the platform; then records the result under lock. A virtual shipment goes in steps, each recorded on the
+Exactly once: `shipment_dispatch` (one shipment) and `shipment_dispatch_due` (a batch: the ship_shipment
+task) lock the order, then the shipment (`skip_locked`), check state and due time, mark the attempt
+(`sending`, attempts + 1, a lease until `lease_until`) and commit; only then call the platform, one shipment
+at a time; then record each result under lock. A virtual shipment goes in steps, each recorded on the
 row as soon as it is done, so a retry resumes at the first unfinished one: (1) the content reaches the buyer
 (shipping.handover: platform message, 闲管家 card pool, or the link by SMS/e-mail — `content_handed_at`, a
 `Handover` row as proof; codes become `delivered`), (2) the platform order is marked shipped (`ship_virtual`,
