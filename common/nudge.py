@@ -64,6 +64,10 @@ def fast_path(task) -> tuple[str, str, dict] | None:
     # kombu's Redis transport short-cuts to the queue's list.
     if getattr(task, "queue", None) or conf.task_default_exchange_type != "direct":
         return None
+    # The message as built here: JSON, no compression, default priority, protocol 2.
+    if (task.serializer or conf.task_serializer) != "json" or conf.task_compression or task.priority is not None \
+            or conf.task_default_priority is not None or conf.task_protocol != 2:
+        return None
     queue = conf.task_default_queue
     if conf.task_default_routing_key not in (None, queue) or conf.task_default_exchange not in (None, queue):
         return None

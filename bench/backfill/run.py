@@ -183,7 +183,8 @@ def main() -> int:
         "one created event per order": created_events == args.orders,
         "newly paid orders released to shipping with a shipment": released == paid + shipped_before
                                                                  and shipments == paid,
-        "re-run: 0 new, 0 changed": tuple(runs[1][1:4]) == (args.orders, 0, 0) if len(runs) > 1 else False,
+        # An order updated exactly at a slice boundary is listed in both slices: seen twice, changed by neither.
+        "re-run: 0 new, 0 changed": len(runs) > 1 and runs[1][1] >= args.orders and tuple(runs[1][2:4]) == (0, 0),
         "re-run: same orders, same events, no order touched": orders2 == orders1 and events2 == events1
                                                                and stamp2 == stamp1,
         "no paging-cap or reach violation": cap_violations == 0 and reach_violations == 0,
