@@ -38,7 +38,12 @@ def bad_call(ip: str = "203.0.113.9", body: bytes = b'{"order_no": "1"}'):
 def test_thousands_of_bad_calls_leave_bounded_rows_and_one_alert(settings, django_capture_on_commit_callbacks):
     settings.REJECTED_WEBHOOK_MAX_ROWS = 50
     statuses = set()
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+    # The flood happens within one aggregation window and one alert interval, however slow the machine is
+    # (on a loaded CI machine the 2,000 calls can take more than the 60 s interval, or cross a window edge).
+    moment = timezone.now().replace(minute=0, second=30, microsecond=0)
+    with (mock.patch("django.utils.timezone.now", return_value=moment),
+          mock.patch("common.rejects.NUDGE_EVERY_SECONDS", 3600),
+          django_capture_on_commit_callbacks(execute=True) as callbacks):
         for n in range(1500):
             statuses.add(bad_call(ip=f"198.51.100.{n % 120}").status_code)
         for _ in range(500):  # one address hammering
