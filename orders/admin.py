@@ -4,6 +4,7 @@ from django.contrib.admin import RelatedFieldListFilter
 from django.shortcuts import render
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from unfold.admin import ModelAdmin, TabularInline
 
 from accounts.admin import sandbox_badge
 from common.admin_mixins import (
@@ -49,7 +50,7 @@ class StockAdjustForm(forms.Form):
 
 
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):
+class ProductAdmin(ModelAdmin):
     list_display = ("title", "item_id", "shop", "kind", "auto_ship", "needs_kyc", "stock_shown", "delay_window",
                     "is_active")
     list_display_links = ("title",)
@@ -116,7 +117,7 @@ class ProductAdmin(admin.ModelAdmin):
 
 
 @admin.register(StockMovement)
-class StockMovementAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class StockMovementAdmin(ReadOnlyAdminMixin, ModelAdmin):
     list_display = ("created_at", "product", "reason", "change", "remaining", "order", "user", "note")
     list_filter = ("reason",)
     list_select_related = ("product", "order", "user")
@@ -137,7 +138,7 @@ class EventStatusLabels:
         return S(obj.to_status).label if obj.to_status in S.values else obj.to_status
 
 
-class OrderEventInline(EventStatusLabels, admin.TabularInline):
+class OrderEventInline(EventStatusLabels, TabularInline):
     """The order's append-only log, read-only."""
 
     model = OrderEvent
@@ -167,7 +168,7 @@ def status_badge(obj):
 
 
 @admin.register(Order)
-class OrderAdmin(PIIMaskMixin, admin.ModelAdmin):
+class OrderAdmin(PIIMaskMixin, ModelAdmin):
     """Orders come from platforms and move only through services (the status is FSM-protected): nothing
     is edited here; staff act through actions."""
 
@@ -237,7 +238,7 @@ class OrderAdmin(PIIMaskMixin, admin.ModelAdmin):
 
 
 @admin.register(OrderEvent)
-class OrderEventAdmin(EventStatusLabels, ReadOnlyAdminMixin, admin.ModelAdmin):
+class OrderEventAdmin(EventStatusLabels, ReadOnlyAdminMixin, ModelAdmin):
     list_display = ("created_at", "order", "kind", "from_label", "to_label", "actor", "user", "message")
     list_filter = ("kind", "actor", "to_status")
     list_select_related = ("order", "user")
@@ -253,7 +254,7 @@ class OrderEventAdmin(EventStatusLabels, ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(OrderInboxEvent)
-class OrderInboxEventAdmin(InboxEventAdmin):
+class OrderInboxEventAdmin(InboxEventAdmin, ModelAdmin):
     replay_task = "orders.tasks.process_order_event"
     list_display = (*InboxEventAdmin.list_display, "shop", "platform_order_id")
     list_filter = (*InboxEventAdmin.list_filter, "shop")
@@ -276,7 +277,7 @@ class SandboxAdminMixin(FieldLabelsMixin):
         return sandbox_badge()
 
 
-class SandboxMessageInline(PIIMaskMixin, admin.TabularInline):
+class SandboxMessageInline(PIIMaskMixin, TabularInline):
     """What the sandbox buyer received, exactly as they would read it (read-only; codes masked without the
     PII permission)."""
 
@@ -296,7 +297,7 @@ class SandboxMessageInline(PIIMaskMixin, admin.TabularInline):
 
 
 @admin.register(SandboxOrder)
-class SandboxOrderAdmin(SandboxAdminMixin, admin.ModelAdmin):
+class SandboxOrderAdmin(SandboxAdminMixin, ModelAdmin):
     field_labels = {
         "shop": _("店铺"), "order_no": _("订单号"), "status": _("平台状态"), "item_id": _("商品 ID"),
         "title": _("标题"), "quantity": _("数量"), "amount_fen": _("金额（分）"), "buyer_id": _("买家 ID"),
@@ -317,7 +318,7 @@ class SandboxOrderAdmin(SandboxAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(SandboxCall)
-class SandboxCallAdmin(PIIMaskMixin, SandboxAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class SandboxCallAdmin(PIIMaskMixin, SandboxAdminMixin, ReadOnlyAdminMixin, ModelAdmin):
     """A ship call's parameters carry the delivery content (card codes): masked without `view_pii`."""
 
     field_labels = {"shop": _("店铺")}

@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from unfold.admin import ModelAdmin, TabularInline
 
 from common.admin_mixins import PIIMaskMixin
 
@@ -19,7 +20,7 @@ from .models import MANUAL_QUEUE, CardCode, DeliveryView, Handover, ManualShipme
 from .services import ShippingError, cardcode_import, cardcode_void, shipment_ship_manual, shipment_ship_now
 
 
-class DeliveryViewInline(PIIMaskMixin, admin.TabularInline):
+class DeliveryViewInline(PIIMaskMixin, TabularInline):
     model = DeliveryView
     extra = 0
     can_delete = False
@@ -31,7 +32,7 @@ class DeliveryViewInline(PIIMaskMixin, admin.TabularInline):
         return False
 
 
-class HandoverInline(PIIMaskMixin, admin.TabularInline):
+class HandoverInline(PIIMaskMixin, TabularInline):
     """Proof of delivery: how and where the content went, and the answer (destination masked: no PII)."""
 
     model = Handover
@@ -48,7 +49,7 @@ class HandoverInline(PIIMaskMixin, admin.TabularInline):
         return False
 
 
-class BaseShipmentAdmin(PIIMaskMixin, admin.ModelAdmin):
+class BaseShipmentAdmin(PIIMaskMixin, ModelAdmin):
     list_display = ["order_link", "item", "quantity", "status", "due_at", "attempts", "method", "shipped_at",
                     "reason"]
     list_filter = ["status", "method", "order__shop"]
@@ -191,7 +192,7 @@ class ManualShipmentAdmin(BaseShipmentAdmin):
 
 
 @admin.register(CardCode)
-class CardCodeAdmin(PIIMaskMixin, admin.ModelAdmin):
+class CardCodeAdmin(PIIMaskMixin, ModelAdmin):
     list_display = ["pk", "product", "code", "status", "order", "created_at", "reserved_at", "delivered_at"]
     list_filter = ["status", "product"]
     search_fields = ["order__platform_order_id", "product__title", "product__item_id"]
@@ -245,7 +246,7 @@ class CardCodeAdmin(PIIMaskMixin, admin.ModelAdmin):
 
 
 @admin.register(DeliveryView)
-class DeliveryViewAdmin(PIIMaskMixin, admin.ModelAdmin):
+class DeliveryViewAdmin(PIIMaskMixin, ModelAdmin):
     pii_fields = ("ip",)
     list_display = ["shipment", "viewed_at", "ip", "user_agent"]
     list_select_related = ["shipment", "shipment__order"]
