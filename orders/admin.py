@@ -1,12 +1,20 @@
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import RelatedFieldListFilter
-from django.shortcuts import render
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
+from django_fsm.admin import FSMAdminMixin
 from unfold.admin import ModelAdmin, TabularInline
+from unfold.contrib.filters.admin import ChoicesDropdownFilter, RelatedDropdownFilter
+from unfold.decorators import action
 
 from accounts.admin import sandbox_badge
+from accounts.models import Shop
 from common.admin_mixins import (
     FieldLabelsMixin,
     InboxEventAdmin,
@@ -16,6 +24,7 @@ from common.admin_mixins import (
     titled_filter,
 )
 
+from .admin_lists import BigListMixin, DayRangeFilter
 from .models import (
     Order,
     OrderEvent,
@@ -117,13 +126,11 @@ class ProductAdmin(ModelAdmin):
 
 
 @admin.register(StockMovement)
-class StockMovementAdmin(ReadOnlyAdminMixin, ModelAdmin):
+class StockMovementAdmin(BigListMixin, ReadOnlyAdminMixin, ModelAdmin):
     list_display = ("created_at", "product", "reason", "change", "remaining", "order", "user", "note")
-    list_filter = ("reason",)
+    list_filter = ("reason", ("created_at", DayRangeFilter))
     list_select_related = ("product", "order", "user")
     search_fields = ("product__title", "=product__item_id", "=order__platform_order_id")
-    date_hierarchy = "created_at"
-    show_full_result_count = False
 
 
 class EventStatusLabels:
@@ -163,30 +170,54 @@ class OrderEventInline(EventStatusLabels, TabularInline):
 
 
 def status_badge(obj):
-    return format_html('<span style="color:#fff;background:{};padding:1px 6px;border-radius:3px">{}</span>',
-                       STATUS_COLORS.get(obj.status, "#999999"), obj.get_status_display())
+    return format_html('<span style="color:#fff;background:{};padding:1px 6px;border-radius:3px;white-space:nowrap">'
+                       '{}</span>', STATUS_COLORS.get(obj.status, "#999999"), obj.get_status_display())
+
+
+class PlatformFilter(admin.SimpleListFilter):
+    """The shop's platform, from the platform choices (not a DISTINCT over the orders)."""
+
+    title = _("Platform")
+    parameter_name = "platform"
+
+    def lookups(self, request, model_admin):
+        return Shop._meta.get_field("platform").choices
+
+    def queryset(self, request, queryset):
+        return queryset.filter(shop__platform=self.value()) if self.value() else queryset
+
+
+# Transitions staff may start from an order's page, each through its service (never a bare FSM call).
+STAFF_TRANSITIONS = {
+    "release": (_("Release for shipping"), "order_release"),
+    "close": (_("Close order"), "order_close"),
+}
 
 
 @admin.register(Order)
-class OrderAdmin(PIIMaskMixin, ModelAdmin):
+class OrderAdmin(BigListMixin, PIIMaskMixin, FSMAdminMixin, ModelAdmin):
     """Orders come from platforms and move only through services (the status is FSM-protected): nothing
-    is edited here; staff act through actions."""
+    is edited here; staff act through the transition buttons, row actions and list actions."""
 
     pii_fields = ("receiver",)
-    list_display = ("platform_order_id", "shop", "item_title", "quantity", "amount", "status_colored",
-                    "has_anomaly", "paid_at", "created_at")
-    list_filter = ("status", "shop", "has_anomaly", "shop__platform")
-    search_fields = ("=platform_order_id", "item_title")
-    date_hierarchy = "created_at"
+    fsm_fields = ["status"]
+    change_form_template = "admin/orders/order/change_form.html"
+    list_display = ("platform_order_id", "shop", "item_short", "quantity", "amount", "status_colored",
+                    "anomaly_mark", "created_at")
+    list_filter = (("status", ChoicesDropdownFilter), ("created_at", DayRangeFilter), "has_anomaly",
+                   ("shop", RelatedDropdownFilter), PlatformFilter)
+    # Indexed columns only, exact matches: no ILIKE scan of a million rows, no join, no DISTINCT.
+    search_fields = ("=platform_order_id", "=item_id")
+    search_help_text = _("Order number or item ID (exact)")
     list_select_related = ("shop",)
-    show_full_result_count = False
-    list_per_page = 50
     inlines = [OrderEventInline]
     actions = ["refresh_from_platform"]
+    actions_row = ["close_row"]
     fieldsets = (
         (None, {"fields": ("shop", "platform_order_id", "status_colored", "platform_status", "platform_event_at",
                            "has_anomaly")}),
         (_("商品与金额"), {"fields": ("product", "item_id", "item_title", "sku", "quantity", "amount")}),
+        (_("Shipment and delivered content"), {"fields": ("shipment_link", "codes_link")}),
         (_("买家"), {"fields": ("buyer", "receiver")}),
         (_("时间"), {"fields": ("paid_at", "shipped_at", "closed_at", "created_at", "updated_at")}),
     )
@@ -203,13 +234,98 @@ class OrderAdmin(PIIMaskMixin, ModelAdmin):
         return False  # a record, not a draft: nobody deletes an order (its log and shipment keep it too)
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        # Every field is read-only: no save buttons (staff act through the list's actions).
-        extra = {"show_save": False, "show_save_and_continue": False, **(extra_context or {})}
+        # Every field is read-only: no save buttons, and the page is titled as a view, not a change.
+        obj = self.get_object(request, object_id) if object_id else None
+        extra = {"show_save": False, "show_save_and_continue": False,
+                 "title": _("Order %(no)s") % {"no": obj.platform_order_id} if obj else None,
+                 **(extra_context or {})}
         return super().changeform_view(request, object_id, form_url, extra)
+
+    # Transition buttons (django-fsm-2's admin), limited to STAFF_TRANSITIONS and run by the services.
+    def is_fsm_transition_visible(self, transition):
+        return transition.name in STAFF_TRANSITIONS
+
+    def get_fsm_label(self, transition):
+        return STAFF_TRANSITIONS[transition.name][0]
+
+    @staticmethod
+    def get_fsm_block_label(fsm_field_name):
+        return _("Change status")
+
+    def _get_fsm_extra_context(self, *, request, obj):
+        if obj is None or not self.has_change_permission(request, obj):
+            return []
+        return list(super()._get_fsm_extra_context(request=request, obj=obj))
+
+    def save_model(self, request, obj, form, change):
+        if request.POST.get(self.fsm_post_param):
+            return  # a transition button: nothing on the form to save, the service does the work
+        super().save_model(request, obj, form, change)
+
+    def _apply_fsm_transition(self, *, obj, transition_name, request, kwargs=None):
+        from . import services
+
+        entry = STAFF_TRANSITIONS.get(transition_name)
+        if entry is None or not self.has_change_permission(request, obj):
+            self.message_user(request, _("This status change is not allowed here."), messages.ERROR)
+            return False
+        label, service = entry
+        try:
+            getattr(services, service)(order=obj, actor=OrderEvent.Actor.STAFF, user=request.user,
+                                       message=str(label))
+        except services.OrderError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return False
+        self.message_user(request, _("%(action)s: done for order %(no)s.") % {
+            "action": label, "no": obj.platform_order_id}, messages.SUCCESS)
+        return True
+
+    @action(description=_("Close order"), url_path="close", permissions=["change"])
+    def close_row(self, request, object_id):
+        """Row action: a confirmation page (GET), then the close through the service (POST)."""
+        order = get_object_or_404(Order, pk=object_id)
+        if request.method == "POST":
+            self._apply_fsm_transition(obj=order, transition_name="close", request=request)
+            back = request.POST.get("next", "")
+            if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+                back = reverse("admin:orders_order_changelist")
+            return HttpResponseRedirect(back)
+        return render(request, "admin/orders/confirm.html", {
+            **self.admin_site.each_context(request), "opts": self.model._meta, "title": _("Close order"),
+            "question": _("Close order %(no)s? Its shipment is cancelled and unsent codes go back to the pool.")
+            % {"no": order.platform_order_id}, "submit": _("Close order"),
+            "next": request.META.get("HTTP_REFERER", "")})
+
+    @admin.display(description=_("商品"), ordering="item_title")
+    def item_short(self, obj):
+        title = obj.item_title or obj.item_id
+        return format_html('<span title="{}">{}</span>', title, Truncator(title).chars(18))
 
     @admin.display(description=_("状态"), ordering="status")
     def status_colored(self, obj):
         return status_badge(obj)
+
+    @admin.display(description=_("异常"), ordering="has_anomaly")
+    def anomaly_mark(self, obj):
+        # Only an anomaly is marked: a normal order shows nothing (not a red cross on every row).
+        return format_html('<span style="color:#c0392b;white-space:nowrap">⚠ {}</span>', _("Anomaly")) \
+            if obj.has_anomaly else ""
+
+    @admin.display(description=_("Shipment"))
+    def shipment_link(self, obj):
+        from shipping.models import Shipment
+
+        shipment = Shipment.objects.filter(order=obj).only("pk", "status", "shipped_at").first()
+        if shipment is None:
+            return _("No shipment yet")
+        return format_html('<a href="{}">{}</a>（{}）', reverse("admin:shipping_shipment_change", args=[shipment.pk]),
+                           _("Shipment #%(pk)s, with the delivered content") % {"pk": shipment.pk},
+                           shipment.get_status_display())
+
+    @admin.display(description=_("Card codes"))
+    def codes_link(self, obj):
+        return format_html('<a href="{}?order__id__exact={}">{}</a>', reverse("admin:shipping_cardcode_changelist"),
+                           obj.pk, _("Card codes of this order"))
 
     @admin.action(description=_("从平台同步"), permissions=["change"])
     def refresh_from_platform(self, request, queryset):
@@ -218,12 +334,11 @@ class OrderAdmin(PIIMaskMixin, ModelAdmin):
         except ImportError:
             self.message_user(request, _("同步功能尚未提供（orders.services.order_refresh）。"), messages.ERROR)
             return
-        done = failed = 0
+        done = 0
         for order in queryset.select_related("shop")[:REFRESH_LIMIT]:
             try:
                 result = order_refresh(order=order, user=request.user)
             except Exception as exc:  # a platform failure is shown to staff, never a 500 (DESIGN.md §4.5)
-                failed += 1
                 self.message_user(request, _("%(order)s 同步失败：%(error)s") % {"order": order.platform_order_id,
                                                                               "error": exc}, messages.ERROR)
                 continue
@@ -238,13 +353,11 @@ class OrderAdmin(PIIMaskMixin, ModelAdmin):
 
 
 @admin.register(OrderEvent)
-class OrderEventAdmin(EventStatusLabels, ReadOnlyAdminMixin, ModelAdmin):
+class OrderEventAdmin(BigListMixin, EventStatusLabels, ReadOnlyAdminMixin, ModelAdmin):
     list_display = ("created_at", "order", "kind", "from_label", "to_label", "actor", "user", "message")
-    list_filter = ("kind", "actor", "to_status")
+    list_filter = ("kind", "actor", ("created_at", DayRangeFilter))
     list_select_related = ("order", "user")
     search_fields = ("=order__platform_order_id",)
-    date_hierarchy = "created_at"
-    show_full_result_count = False
     fields = ("order", "kind", "from_label", "to_label", "actor", "user", "message", "data_pretty", "created_at")
     readonly_fields = fields
 

@@ -224,7 +224,12 @@ class Order(ConcurrentTransitionMixin, models.Model):
         constraints = [
             models.UniqueConstraint(fields=["shop", "platform_order_id"], name="order_unique_shop_platform_id"),
         ]
-        indexes = [models.Index(fields=["status", "-created_at"], name="order_status_created")]
+        indexes = [
+            models.Index(fields=["status", "-created_at"], name="order_status_created"),
+            # The admin's exact searches (order number without its shop, item ID).
+            models.Index(fields=["platform_order_id"], name="order_platform_order_id"),
+            models.Index(fields=["item_id"], name="order_item_id"),
+        ]
 
     def __str__(self):
         return self.platform_order_id

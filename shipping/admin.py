@@ -12,8 +12,11 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin, TabularInline
+from unfold.contrib.filters.admin import ChoicesDropdownFilter, RelatedDropdownFilter
+from unfold.decorators import action
 
 from common.admin_mixins import PIIMaskMixin
+from orders.admin_lists import BigListMixin, DayRangeFilter
 
 from .forms import BulkShipForm, CardCodeImportForm, ManualShipForm
 from .models import MANUAL_QUEUE, CardCode, DeliveryView, Handover, ManualShipment, Shipment, ShipmentStatus
@@ -49,13 +52,23 @@ class HandoverInline(PIIMaskMixin, TabularInline):
         return False
 
 
-class BaseShipmentAdmin(PIIMaskMixin, ModelAdmin):
-    list_display = ["order_link", "item", "quantity", "status", "due_at", "attempts", "method", "shipped_at",
+SHIPMENT_COLORS = {
+    ShipmentStatus.SCHEDULED: "#337ab7", ShipmentStatus.SENDING: "#e67e22", ShipmentStatus.RETRY_WAIT: "#d35400",
+    ShipmentStatus.SHIPPED: "#27ae60", ShipmentStatus.FAILED: "#c0392b", ShipmentStatus.CANCELLED: "#7f8c8d",
+    ShipmentStatus.AWAITING_STAFF: "#8e44ad",
+}
+
+
+class BaseShipmentAdmin(BigListMixin, PIIMaskMixin, ModelAdmin):
+    list_display = ["order_link", "item", "quantity", "status_badge", "due_at", "attempts", "method", "shipped_at",
                     "reason"]
-    list_filter = ["status", "method", "order__shop"]
-    search_fields = ["order__platform_order_id", "order__item_title", "waybill_no"]
+    list_filter = [("status", ChoicesDropdownFilter), "method", ("due_at", DayRangeFilter),
+                   ("order__shop", RelatedDropdownFilter)]
+    # Exact order number (an index on orders, joined by the shipment's unique order_id) or waybill number.
+    search_fields = ["=order__platform_order_id", "=waybill_no"]
+    search_help_text = _("Order number or waybill number (exact)")
     list_select_related = ["order", "order__shop"]
-    date_hierarchy = "due_at"
+    actions_row = ["ship_now_row", "ship_form_row"]
     inlines = [HandoverInline, DeliveryViewInline]
     fields = ["order", "status", "due_at", "attempts", "needs_reconcile", "cancel_requested", "manual_reason",
               "last_error", "delivery_way", "pool_uploaded_at", "content_handed_at", "status_sent_at",
@@ -71,6 +84,40 @@ class BaseShipmentAdmin(PIIMaskMixin, ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # Every field is read-only: a view page without save buttons (staff act through the actions).
+        extra = {"show_save": False, "show_save_and_continue": False,
+                 "title": _("Shipment #%(pk)s") % {"pk": object_id} if object_id else None, **(extra_context or {})}
+        return super().changeform_view(request, object_id, form_url, extra)
+
+    @admin.display(description=_("状态"), ordering="status")
+    def status_badge(self, obj):
+        return format_html('<span style="color:#fff;background:{};padding:1px 6px;border-radius:3px;'
+                           'white-space:nowrap">{}</span>', SHIPMENT_COLORS.get(obj.status, "#999999"),
+                           obj.get_status_display())
+
+    @action(description=_("Ship now"), url_path="ship-now", permissions=["change"])
+    def ship_now_row(self, request, object_id):
+        """Row action: a scheduled or retrying shipment is made due now (confirmation page, then POST)."""
+        shipment = get_object_or_404(Shipment.objects.select_related("order"), pk=object_id)
+        if request.method == "POST":
+            n = shipment_ship_now(shipments=[shipment])
+            if n:
+                self.message_user(request, _("Order %(no)s will ship now.") % {"no": shipment.order.platform_order_id},
+                                  messages.SUCCESS)
+            else:
+                self.message_user(request, _("Only a scheduled or retrying shipment can ship now; use the manual "
+                                             "shipping form for the others."), messages.WARNING)
+            return HttpResponseRedirect(reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist"))
+        return render(request, "admin/orders/confirm.html", {
+            **self.admin_site.each_context(request), "opts": self.model._meta, "title": _("Ship now"),
+            "question": _("Ship order %(no)s now, without waiting for the rest of its delay (or retry it now)?")
+            % {"no": shipment.order.platform_order_id}, "submit": _("Ship now")})
+
+    @action(description=_("Ship by hand"), url_path="ship-form", permissions=["change"])
+    def ship_form_row(self, request, object_id):
+        return HttpResponseRedirect(reverse("admin:shipping_manualshipment_ship", args=[object_id]))
 
     @admin.display(description=_("订单"), ordering="order__platform_order_id")
     def order_link(self, obj):
@@ -161,11 +208,10 @@ class BaseShipmentAdmin(PIIMaskMixin, ModelAdmin):
             "shipments": shipments, "opts": self.model._meta,
             "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME})
 
-    @admin.action(description=_("立即自动发货（跳过剩余延时）"), permissions=["change"])
+    @admin.action(description=_("Ship now (or retry now), skipping the rest of the delay"), permissions=["change"])
     def ship_now(self, request, queryset):
         n = shipment_ship_now(shipments=queryset)
         self.message_user(request, _("%(n)d 单已设为立即发货") % {"n": n}, messages.SUCCESS)
-
 
 
 @admin.register(Shipment)
@@ -177,9 +223,9 @@ class ShipmentAdmin(BaseShipmentAdmin):
 class ManualShipmentAdmin(BaseShipmentAdmin):
     """The manual queue: what staff have to ship by hand (awaiting_staff, and failed auto-ships)."""
 
-    list_display = ["order_link", "item", "quantity", "status", "reason", "ship_button", "created_at"]
-    list_filter = ["status", "order__shop"]
-    date_hierarchy = None
+    list_display = ["order_link", "item", "quantity", "status_badge", "reason", "ship_button", "created_at"]
+    list_filter = [("status", ChoicesDropdownFilter), ("order__shop", RelatedDropdownFilter)]
+    actions_row = ["ship_form_row"]
     actions = ["ship_manually"]
 
     def get_queryset(self, request):
