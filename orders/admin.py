@@ -1,6 +1,8 @@
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import RelatedFieldListFilter
+from django.db.models import Count, Exists, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -9,8 +11,10 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 from django_fsm.admin import FSMAdminMixin
+from import_export.admin import ImportExportModelAdmin
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.contrib.filters.admin import ChoicesDropdownFilter, RelatedDropdownFilter
+from unfold.contrib.import_export.forms import ExportForm, ImportForm
 from unfold.decorators import action
 
 from accounts.admin import sandbox_badge
@@ -25,6 +29,7 @@ from common.admin_mixins import (
 )
 
 from .admin_lists import BigListMixin, DayRangeFilter
+from .delivery_content import mentions_codes
 from .models import (
     Order,
     OrderEvent,
@@ -36,6 +41,7 @@ from .models import (
     SandboxOrder,
     StockMovement,
 )
+from .resources import ORDER_COLUMNS, ProductResource, export_view
 
 S = OrderStatus
 STATUS_COLORS = {
@@ -59,7 +65,12 @@ class StockAdjustForm(forms.Form):
 
 
 @admin.register(Product)
-class ProductAdmin(ModelAdmin):
+class ProductAdmin(ImportExportModelAdmin, ModelAdmin):
+    """Products, with import (CSV/XLSX: preview, then confirm; each bad row shows its errors) and export."""
+
+    resource_classes = [ProductResource]
+    import_form_class = ImportForm
+    export_form_class = ExportForm
     list_display = ("title", "item_id", "shop", "kind", "auto_ship", "needs_kyc", "stock_shown", "delay_window",
                     "is_active")
     list_display_links = ("title",)
@@ -78,17 +89,33 @@ class ProductAdmin(ModelAdmin):
         (_("记录"), {"fields": ("created_at", "updated_at")}),
     )
 
+    def get_queryset(self, request):
+        from shipping.models import CardCode
+
+        codes = CardCode.objects.filter(product=OuterRef("pk"))
+        available = (codes.filter(status=CardCode.Status.AVAILABLE).order_by().values("product")
+                     .annotate(n=Count("pk")).values("n"))
+        return super().get_queryset(request).annotate(
+            codes_available=Coalesce(Subquery(available), 0), has_codes=Exists(codes))
+
     def get_readonly_fields(self, request, obj=None):
         # A new product starts with the stock given here; later changes go through stock movements.
         return ("created_at", "updated_at") if obj is None else ("stock", "created_at", "updated_at")
 
     @admin.display(description=_("库存"), ordering="stock")
     def stock_shown(self, obj):
+        left = obj.stock
         if obj.unlimited:
-            return _("不限")
-        if obj.stock <= obj.low_stock_threshold:
-            return format_html('<b style="color:#c0392b">{}</b>', obj.stock)
-        return obj.stock
+            # A card-code product sells what its pool holds: show the codes left, not "unlimited".
+            if not (getattr(obj, "has_codes", False) or mentions_codes(obj.delivery_template)):
+                return _("不限")
+            left = getattr(obj, "codes_available", 0)
+            label = _("%(n)d codes left") % {"n": left}
+        else:
+            label = left
+        if left <= obj.low_stock_threshold:
+            return format_html('<b style="color:#c0392b;white-space:nowrap">{}</b>', label)
+        return format_html('<span style="white-space:nowrap">{}</span>', label)
 
     @admin.display(description=_("发货延时（分钟）"))
     def delay_window(self, obj):
@@ -213,6 +240,7 @@ class OrderAdmin(BigListMixin, PIIMaskMixin, FSMAdminMixin, ModelAdmin):
     inlines = [OrderEventInline]
     actions = ["refresh_from_platform"]
     actions_row = ["close_row"]
+    actions_list = ["export_csv"]
     fieldsets = (
         (None, {"fields": ("shop", "platform_order_id", "status_colored", "platform_status", "platform_event_at",
                            "has_anomaly")}),
@@ -279,6 +307,12 @@ class OrderAdmin(BigListMixin, PIIMaskMixin, FSMAdminMixin, ModelAdmin):
         self.message_user(request, _("%(action)s: done for order %(no)s.") % {
             "action": label, "no": obj.platform_order_id}, messages.SUCCESS)
         return True
+
+    @action(description=_("Export CSV"), url_path="export-csv", permissions=["view"], icon="download")
+    def export_csv(self, request):
+        """Orders created in a date range, streamed (no receiver details: they stay in the admin)."""
+        return export_view(self, request, queryset=Order.objects.select_related("shop"), date_field="created_at",
+                           columns=ORDER_COLUMNS, name="orders")
 
     @action(description=_("Close order"), url_path="close", permissions=["change"])
     def close_row(self, request, object_id):

@@ -17,6 +17,7 @@ from unfold.decorators import action
 
 from common.admin_mixins import PIIMaskMixin
 from orders.admin_lists import BigListMixin, DayRangeFilter
+from orders.resources import SHIPMENT_COLUMNS, export_view
 
 from .forms import BulkShipForm, CardCodeImportForm, ManualShipForm
 from .models import MANUAL_QUEUE, CardCode, DeliveryView, Handover, ManualShipment, Shipment, ShipmentStatus
@@ -69,6 +70,7 @@ class BaseShipmentAdmin(BigListMixin, PIIMaskMixin, ModelAdmin):
     search_help_text = _("Order number or waybill number (exact)")
     list_select_related = ["order", "order__shop"]
     actions_row = ["ship_now_row", "ship_form_row"]
+    actions_list = ["export_csv"]
     inlines = [HandoverInline, DeliveryViewInline]
     fields = ["order", "status", "due_at", "attempts", "needs_reconcile", "cancel_requested", "manual_reason",
               "last_error", "delivery_way", "pool_uploaded_at", "content_handed_at", "status_sent_at",
@@ -96,6 +98,12 @@ class BaseShipmentAdmin(BigListMixin, PIIMaskMixin, ModelAdmin):
         return format_html('<span style="color:#fff;background:{};padding:1px 6px;border-radius:3px;'
                            'white-space:nowrap">{}</span>', SHIPMENT_COLORS.get(obj.status, "#999999"),
                            obj.get_status_display())
+
+    @action(description=_("Export CSV"), url_path="export-csv", permissions=["view"], icon="download")
+    def export_csv(self, request):
+        """Shipments due in a date range, streamed (no delivery content: it stays masked in the admin)."""
+        return export_view(self, request, queryset=self.get_queryset(request).select_related("order", "order__shop"),
+                           date_field="due_at", columns=SHIPMENT_COLUMNS, name="shipments")
 
     @action(description=_("Ship now"), url_path="ship-now", permissions=["change"])
     def ship_now_row(self, request, object_id):
@@ -226,6 +234,7 @@ class ManualShipmentAdmin(BaseShipmentAdmin):
     list_display = ["order_link", "item", "quantity", "status_badge", "reason", "ship_button", "created_at"]
     list_filter = [("status", ChoicesDropdownFilter), ("order__shop", RelatedDropdownFilter)]
     actions_row = ["ship_form_row"]
+    actions_list = []
     actions = ["ship_manually"]
 
     def get_queryset(self, request):
