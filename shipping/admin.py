@@ -87,6 +87,13 @@ class BaseShipmentAdmin(BigListMixin, PIIMaskMixin, ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def get_search_results(self, request, queryset, search_term):
+        # Case-sensitive equality on indexed columns (the admin's "=" is iexact: UPPER(column), no index).
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        return queryset.filter(Q(order__platform_order_id=term) | Q(waybill_no=term)), False
+
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         # Every field is read-only: a view page without save buttons (staff act through the actions).
         extra = {"show_save": False, "show_save_and_continue": False,
