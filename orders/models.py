@@ -91,7 +91,9 @@ class Product(models.Model):
             models.UniqueConstraint(fields=["shop", "item_id"], name="product_unique_shop_item"),
             models.CheckConstraint(condition=models.Q(stock__gte=-1), name="product_stock_not_negative"),
             models.CheckConstraint(condition=models.Q(ship_delay_max__gte=models.F("ship_delay_min")),
-                                   name="product_delay_window_ordered"),
+                                   name="product_delay_window_ordered",
+                                   violation_error_message=_("The longest shipping delay cannot be shorter than "
+                                                             "the shortest.")),
         ]
 
     def __str__(self):
