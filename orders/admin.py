@@ -51,6 +51,7 @@ STATUS_COLORS = {
 }
 SANDBOX_NOTE = _("沙箱：本地模拟平台的数据，用于试运行商品规则，不是真实平台订单。")
 REFRESH_LIMIT = 100
+LINK = "text-primary-600 underline dark:text-primary-500"
 
 
 class StockAdjustForm(forms.Form):
@@ -242,8 +243,8 @@ class OrderAdmin(BigListMixin, PIIMaskMixin, FSMAdminMixin, ModelAdmin):
     actions_row = ["close_row"]
     actions_list = ["export_csv"]
     fieldsets = (
-        (None, {"fields": ("shop", "platform_order_id", "status_colored", "platform_status", "platform_event_at",
-                           "has_anomaly")}),
+        (None, {"fields": ("shop", "platform_order_id", "status_colored", "platform_status_label",
+                           "platform_event_at", "anomaly_mark")}),
         (_("商品与金额"), {"fields": ("product", "item_id", "item_title", "sku", "quantity", "amount")}),
         (_("Shipment and delivered content"), {"fields": ("shipment_link", "codes_link")}),
         (_("买家"), {"fields": ("buyer", "receiver")}),
@@ -352,6 +353,12 @@ class OrderAdmin(BigListMixin, PIIMaskMixin, FSMAdminMixin, ModelAdmin):
         return format_html('<span style="color:#c0392b;white-space:nowrap">⚠ {}</span>', _("Anomaly")) \
             if obj.has_anomaly else ""
 
+    @admin.display(description=_("platform status"))
+    def platform_status_label(self, obj):
+        # The platform's status by our label when it names one of ours ("paid" → 已付款), else as reported.
+        value = obj.platform_status
+        return S(value).label if value in S.values else (value or "-")
+
     @admin.display(description=_("Shipment"))
     def shipment_link(self, obj):
         from shipping.models import Shipment
@@ -359,14 +366,15 @@ class OrderAdmin(BigListMixin, PIIMaskMixin, FSMAdminMixin, ModelAdmin):
         shipment = Shipment.objects.filter(order=obj).only("pk", "status", "shipped_at").first()
         if shipment is None:
             return _("No shipment yet")
-        return format_html('<a href="{}">{}</a>（{}）', reverse("admin:shipping_shipment_change", args=[shipment.pk]),
+        return format_html('<a class="{}" href="{}">{}</a>（{}）', LINK,
+                           reverse("admin:shipping_shipment_change", args=[shipment.pk]),
                            _("Shipment #%(pk)s, with the delivered content") % {"pk": shipment.pk},
                            shipment.get_status_display())
 
     @admin.display(description=_("Card codes"))
     def codes_link(self, obj):
-        return format_html('<a href="{}?order__id__exact={}">{}</a>', reverse("admin:shipping_cardcode_changelist"),
-                           obj.pk, _("Card codes of this order"))
+        return format_html('<a class="{}" href="{}?order__id__exact={}">{}</a>', LINK,
+                           reverse("admin:shipping_cardcode_changelist"), obj.pk, _("Card codes of this order"))
 
     @admin.action(description=_("从平台同步"), permissions=["change"])
     def refresh_from_platform(self, request, queryset):
