@@ -29,13 +29,17 @@ class EstimatedCountPaginator(Paginator):
     def count(self) -> int:
         qs = self.object_list
         if not qs.query.where:
-            with connections[qs.db].cursor() as cur:
-                cur.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
-                            [qs.model._meta.db_table])
+            # One query whatever the size: the estimate when the table is big, else a bounded count.
+            connection = connections[qs.db]
+            table = qs.model._meta.db_table
+            with connection.cursor() as cur:
+                cur.execute(
+                    "SELECT CASE WHEN c.reltuples > %s THEN c.reltuples::bigint "
+                    f"ELSE (SELECT COUNT(*) FROM (SELECT 1 FROM {connection.ops.quote_name(table)} LIMIT %s) s) END "
+                    "FROM pg_class c WHERE c.oid = %s::regclass", [COUNT_CAP, COUNT_CAP + 1, table])
                 row = cur.fetchone()
-            estimate = row[0] if row else -1
-            if estimate > COUNT_CAP:
-                return int(estimate)
+            if row is not None:
+                return int(row[0])
         return qs.order_by()[: COUNT_CAP + 1].count()
 
 

@@ -83,21 +83,24 @@ def measure(client, url: str, *, warmup: int, requests: int) -> dict:
     for _ in range(warmup):
         resp = client.get(url)
         assert resp.status_code == 200, (url, resp.status_code)
-    times = []
+    times, cpu = [], []
     for _ in range(requests - 1):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         resp = client.get(url)
         times.append((time.perf_counter() - t) * 1000)
+        cpu.append((time.process_time() - c) * 1000)
         assert resp.status_code == 200, (url, resp.status_code)
     with CaptureQueriesContext(connection) as ctx:
         t = time.perf_counter()
         resp = client.get(url)
         times.append((time.perf_counter() - t) * 1000)
+    db_ms = sum(float(q["time"]) for q in ctx.captured_queries) * 1000
     slowest = sorted(ctx.captured_queries, key=lambda q: -float(q["time"]))[:1]
     times.sort()
     return {"url": url, "median_ms": round(statistics.median(times), 1),
             "p95_ms": round(times[min(len(times) - 1, int(round(0.95 * len(times))) - 1)], 1),
-            "queries": len(ctx.captured_queries),
+            "queries": len(ctx.captured_queries), "median_python_cpu_ms": round(statistics.median(cpu), 1),
+            "db_ms_last_request": round(db_ms, 1),
             "slowest_query": {"ms": round(float(slowest[0]["time"]) * 1000, 1), "sql": slowest[0]["sql"][:300]}
             if slowest else None}
 
@@ -135,15 +138,19 @@ def main() -> int:
         for name, url in pages(n_now).items():
             rows[name] = measure(client, url, warmup=args.warmup, requests=args.requests)
             r = rows[name]
-            print(f"  {n_now:>9} orders  {name:<36} median {r['median_ms']:>6} ms  p95 {r['p95_ms']:>6} ms  "
-                  f"{r['queries']:>3} queries", flush=True)
+            print(f"  {n_now:>9} orders  {name:<34} median {r['median_ms']:>6} ms  p95 {r['p95_ms']:>6} ms  "
+                  f"{r['queries']:>3} queries  (Python CPU {r['median_python_cpu_ms']} ms, "
+                  f"SQL {r['db_ms_last_request']} ms)", flush=True)
         results.append({"orders": n_now, "generation": gen, "pages": rows})
     ok = all(r["p95_ms"] < args.target_ms for res in results for r in res["pages"].values())
     counts = [{name: r["queries"] for name, r in res["pages"].items()} for res in results]
     constant = all(c == counts[0] for c in counts)
     out = ROOT / "var" / "bench" / f"admin-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"requests": args.requests, "target_ms": args.target_ms, "results": results,
+    load = os.getloadavg()
+    print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs")
+    out.write_text(json.dumps({"requests": args.requests, "loadavg": load, "cpus": os.cpu_count(),
+                               "target_ms": args.target_ms, "results": results,
                                "all_under_target": ok, "query_counts_constant": constant}, indent=2,
                               ensure_ascii=False))
     print(f"p95 under {args.target_ms:.0f} ms on every page: {ok}; query counts constant across sizes: {constant}")
