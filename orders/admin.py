@@ -294,9 +294,8 @@ class OrderAdmin(BigListMixin, PIIMaskMixin, FSMAdminMixin, ModelAdmin):
         return list(super()._get_fsm_extra_context(request=request, obj=obj))
 
     def save_model(self, request, obj, form, change):
-        if request.POST.get(self.fsm_post_param):
-            return  # a transition button: nothing on the form to save, the service does the work
-        super().save_model(request, obj, form, change)
+        """Nothing on an order is edited here: a transition button's POST lands here first, and the service
+        (in `_apply_fsm_transition`) does the work under the order's lock."""
 
     def _apply_fsm_transition(self, *, obj, transition_name, request, kwargs=None):
         from . import services
@@ -407,7 +406,13 @@ class OrderEventAdmin(BigListMixin, EventStatusLabels, ReadOnlyAdminMixin, Model
     list_filter = ("kind", "actor", ("created_at", DayRangeFilter))
     list_select_related = ("order", "user")
     search_fields = ("=order__platform_order_id",)
+    search_help_text = _("Order number (exact)")
     fields = ("order", "kind", "from_label", "to_label", "actor", "user", "message", "data_pretty", "created_at")
+
+    def get_search_results(self, request, queryset, search_term):
+        # The order's number, exactly (an index lookup on orders, then the events' order_id index).
+        term = search_term.strip()
+        return (queryset.filter(order__platform_order_id=term) if term else queryset), False
     readonly_fields = fields
 
     @admin.display(description=_("数据"))

@@ -261,3 +261,12 @@ def test_card_codes_import_from_a_file(boss, shop):
                      {"product": product.pk, "text": "", "file": _file("codes.txt", "K-1\nK-2\n\nK-1\n")}, follow=True)
     assert resp.status_code == 200
     assert sorted(CardCode.objects.filter(product=product).values_list("code", flat=True)) == ["K-1", "K-2"]
+
+
+def test_event_search_is_an_exact_order_number(boss, shop, product):
+    for n in (1, 2):
+        OrderEvent.objects.create(order=order(shop, product, n), kind="created", actor="platform")
+    with CaptureQueriesContext(connection) as ctx:
+        html = boss.get(reverse("admin:orders_orderevent_changelist") + "?q=A00002").content.decode()
+    assert "A00002" in html and "A00001" not in html
+    assert not [q["sql"] for q in ctx.captured_queries if "UPPER(" in q["sql"] or "DISTINCT" in q["sql"]]
