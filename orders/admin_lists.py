@@ -91,3 +91,16 @@ def _cache_unfold_headers() -> None:
 
 
 _cache_unfold_headers()
+
+
+class ViewOnlyFormMixin:
+    """An admin whose fields are all read-only but whose staff may act (actions need the change
+    permission): the object's page is a view — titled so, without save buttons."""
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        from django.utils.translation import gettext
+
+        extra = {"show_save": False, "show_save_and_continue": False, "show_save_and_add_another": False}
+        if object_id:
+            extra["title"] = gettext("View %s") % self.opts.verbose_name
+        return super().changeform_view(request, object_id, form_url, {**extra, **(extra_context or {})})

@@ -16,7 +16,7 @@ from unfold.contrib.filters.admin import ChoicesDropdownFilter, RelatedDropdownF
 from unfold.decorators import action
 
 from common.admin_mixins import PIIMaskMixin
-from orders.admin_lists import BigListMixin, DayRangeFilter
+from orders.admin_lists import BigListMixin, DayRangeFilter, ViewOnlyFormMixin
 from orders.resources import SHIPMENT_COLUMNS, export_view
 
 from .forms import BulkShipForm, CardCodeImportForm, ManualShipForm
@@ -254,7 +254,7 @@ class ManualShipmentAdmin(BaseShipmentAdmin):
 
 
 @admin.register(CardCode)
-class CardCodeAdmin(PIIMaskMixin, ModelAdmin):
+class CardCodeAdmin(ViewOnlyFormMixin, PIIMaskMixin, ModelAdmin):
     list_display = ["pk", "product", "code", "status", "order", "created_at", "reserved_at", "delivered_at"]
     list_filter = ["status", "product"]
     search_fields = ["order__platform_order_id", "product__title", "product__item_id"]

@@ -270,3 +270,10 @@ def test_event_search_is_an_exact_order_number(boss, shop, product):
         html = boss.get(reverse("admin:orders_orderevent_changelist") + "?q=A00002").content.decode()
     assert "A00002" in html and "A00001" not in html
     assert not [q["sql"] for q in ctx.captured_queries if "UPPER(" in q["sql"] or "DISTINCT" in q["sql"]]
+
+
+def test_card_code_page_is_a_view_without_save_buttons(boss, shop, product):
+    code = CardCode.objects.create(product=product, code="K-VIEW", code_hash="h-view")
+    html = boss.get(reverse("admin:shipping_cardcode_change", args=[code.pk])).content.decode()
+    assert 'name="_save"' not in html and 'name="_continue"' not in html
+    assert "查看 卡密" in html or "查看卡密" in html
