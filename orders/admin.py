@@ -78,6 +78,7 @@ class ProductAdmin(ImportExportModelAdmin, ModelAdmin):
     list_filter = ("shop", "kind", "auto_ship", "needs_kyc", "is_active")
     list_editable = ("auto_ship", "is_active")
     search_fields = ("title", "=item_id")
+    search_help_text = _("Title or item ID")
     list_select_related = ("shop",)
     actions = ["adjust_stock"]
     fieldsets = (

@@ -10,6 +10,7 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.contrib.filters.admin import ChoicesDropdownFilter, RelatedDropdownFilter
@@ -141,7 +142,8 @@ class BaseShipmentAdmin(BigListMixin, PIIMaskMixin, ModelAdmin):
 
     @admin.display(description=_("商品"))
     def item(self, obj):
-        return obj.order.item_title or obj.order.item_id
+        title = obj.order.item_title or obj.order.item_id
+        return format_html('<span title="{}" style="white-space:nowrap">{}</span>', title, Truncator(title).chars(12))
 
     @admin.display(description=_("数量"))
     def quantity(self, obj):
@@ -149,7 +151,8 @@ class BaseShipmentAdmin(BigListMixin, PIIMaskMixin, ModelAdmin):
 
     @admin.display(description=_("原因 / 错误"))
     def reason(self, obj):
-        return (obj.manual_reason or obj.last_error)[:80]
+        text = obj.manual_reason or obj.last_error
+        return format_html('<span title="{}">{}</span>', text, Truncator(text).chars(24)) if text else ""
 
     def render_clear(self, name, value, *, obj, brief):
         if name == "delivery_url":
@@ -249,7 +252,8 @@ class ManualShipmentAdmin(BaseShipmentAdmin):
 
     @admin.display(description=_("操作"))
     def ship_button(self, obj):
-        return format_html('<a class="button" href="{}">{}</a>',
+        return format_html('<a class="bg-primary-600 font-medium px-2 py-1 rounded-default text-white '
+                           'whitespace-nowrap" href="{}">{}</a>',
                            reverse("admin:shipping_manualshipment_ship", args=[obj.pk]), _("发货"))
 
 

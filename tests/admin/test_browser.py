@@ -167,6 +167,13 @@ def _screenshot_orders(live_server, boss):
     with admin_browser(live_server, boss) as page:
         page.goto(f"{live_server.url}/admin/orders/order/")
         page.screenshot(path=str(DOCS / "admin-orders.png"), full_page=False)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1366  # no sideways scrolling
+        if os.environ.get("ADMIN_SCREENSHOTS_EXTRA"):
+            for name in ("shipment", "manualshipment", "cardcode"):
+                page.goto(f"{live_server.url}/admin/shipping/{name}/")
+                page.screenshot(path=f"/tmp/admin-{name}.png")
+            page.goto(f"{live_server.url}/admin/orders/product/")
+            page.screenshot(path="/tmp/admin-product.png")
         page.set_viewport_size({"width": 1366, "height": 2300})  # the whole page, without the sticky footer's seam
         page.goto(f"{live_server.url}/admin/orders/order/{first.pk}/change/")
         page.screenshot(path=str(DOCS / "admin-order.png"))
