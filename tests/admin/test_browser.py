@@ -177,3 +177,19 @@ def _screenshot_orders(live_server, boss):
         page.set_viewport_size({"width": 1366, "height": 2300})  # the whole page, without the sticky footer's seam
         page.goto(f"{live_server.url}/admin/orders/order/{first.pk}/change/")
         page.screenshot(path=str(DOCS / "admin-order.png"))
+
+
+def test_close_an_order_with_its_transition_button(live_server, shop, boss):
+    order = Order.objects.create(shop=shop, platform_order_id="T0001", amount=Decimal("3.00"), status="paid",
+                                 paid_at=timezone.now())
+    with admin_browser(live_server, boss) as page:
+        page.goto(f"{live_server.url}/admin/orders/order/{order.pk}/change/")
+        assert page.get_by_role("button", name="放行发货").is_visible()
+        page.get_by_role("button", name="关闭订单").click()
+        page.wait_for_load_state()
+        assert "关闭订单" in page.locator("body").inner_text()
+        assert page.get_by_text("已关闭").first.is_visible()
+    order.refresh_from_db()
+    assert order.status == "closed"
+    event = order.events.latest("pk")
+    assert (event.to_status, event.actor, event.user_id) == ("closed", "staff", boss.pk)
