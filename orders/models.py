@@ -91,7 +91,9 @@ class Product(models.Model):
             models.UniqueConstraint(fields=["shop", "item_id"], name="product_unique_shop_item"),
             models.CheckConstraint(condition=models.Q(stock__gte=-1), name="product_stock_not_negative"),
             models.CheckConstraint(condition=models.Q(ship_delay_max__gte=models.F("ship_delay_min")),
-                                   name="product_delay_window_ordered"),
+                                   name="product_delay_window_ordered",
+                                   violation_error_message=_("The longest shipping delay cannot be shorter than "
+                                                             "the shortest.")),
         ]
 
     def __str__(self):
@@ -224,7 +226,12 @@ class Order(ConcurrentTransitionMixin, models.Model):
         constraints = [
             models.UniqueConstraint(fields=["shop", "platform_order_id"], name="order_unique_shop_platform_id"),
         ]
-        indexes = [models.Index(fields=["status", "-created_at"], name="order_status_created")]
+        indexes = [
+            models.Index(fields=["status", "-created_at"], name="order_status_created"),
+            # The admin's exact searches (order number without its shop, item ID).
+            models.Index(fields=["platform_order_id"], name="order_platform_order_id"),
+            models.Index(fields=["item_id"], name="order_item_id"),
+        ]
 
     def __str__(self):
         return self.platform_order_id

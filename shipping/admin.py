@@ -10,16 +10,22 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
+from unfold.admin import ModelAdmin, TabularInline
+from unfold.contrib.filters.admin import ChoicesDropdownFilter, RelatedDropdownFilter
+from unfold.decorators import action
 
 from common.admin_mixins import PIIMaskMixin
+from orders.admin_lists import BigListMixin, DayRangeFilter, ViewOnlyFormMixin
+from orders.resources import SHIPMENT_COLUMNS, export_view
 
 from .forms import BulkShipForm, CardCodeImportForm, ManualShipForm
 from .models import MANUAL_QUEUE, CardCode, DeliveryView, Handover, ManualShipment, Shipment, ShipmentStatus
 from .services import ShippingError, cardcode_import, cardcode_void, shipment_ship_manual, shipment_ship_now
 
 
-class DeliveryViewInline(PIIMaskMixin, admin.TabularInline):
+class DeliveryViewInline(PIIMaskMixin, TabularInline):
     model = DeliveryView
     extra = 0
     can_delete = False
@@ -31,7 +37,7 @@ class DeliveryViewInline(PIIMaskMixin, admin.TabularInline):
         return False
 
 
-class HandoverInline(PIIMaskMixin, admin.TabularInline):
+class HandoverInline(PIIMaskMixin, TabularInline):
     """Proof of delivery: how and where the content went, and the answer (destination masked: no PII)."""
 
     model = Handover
@@ -48,13 +54,24 @@ class HandoverInline(PIIMaskMixin, admin.TabularInline):
         return False
 
 
-class BaseShipmentAdmin(PIIMaskMixin, admin.ModelAdmin):
-    list_display = ["order_link", "item", "quantity", "status", "due_at", "attempts", "method", "shipped_at",
+SHIPMENT_COLORS = {
+    ShipmentStatus.SCHEDULED: "#337ab7", ShipmentStatus.SENDING: "#e67e22", ShipmentStatus.RETRY_WAIT: "#d35400",
+    ShipmentStatus.SHIPPED: "#27ae60", ShipmentStatus.FAILED: "#c0392b", ShipmentStatus.CANCELLED: "#7f8c8d",
+    ShipmentStatus.AWAITING_STAFF: "#8e44ad",
+}
+
+
+class BaseShipmentAdmin(BigListMixin, PIIMaskMixin, ModelAdmin):
+    list_display = ["order_link", "item", "quantity", "status_badge", "due_at", "attempts", "method", "shipped_at",
                     "reason"]
-    list_filter = ["status", "method", "order__shop"]
-    search_fields = ["order__platform_order_id", "order__item_title", "waybill_no"]
+    list_filter = [("status", ChoicesDropdownFilter), "method", ("due_at", DayRangeFilter),
+                   ("order__shop", RelatedDropdownFilter)]
+    # Exact order number (an index on orders, joined by the shipment's unique order_id) or waybill number.
+    search_fields = ["=order__platform_order_id", "=waybill_no"]
+    search_help_text = _("Order number or waybill number (exact)")
     list_select_related = ["order", "order__shop"]
-    date_hierarchy = "due_at"
+    actions_row = ["ship_now_row", "ship_form_row"]
+    actions_list = ["export_csv"]
     inlines = [HandoverInline, DeliveryViewInline]
     fields = ["order", "status", "due_at", "attempts", "needs_reconcile", "cancel_requested", "manual_reason",
               "last_error", "delivery_way", "pool_uploaded_at", "content_handed_at", "status_sent_at",
@@ -71,6 +88,53 @@ class BaseShipmentAdmin(PIIMaskMixin, admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def get_search_results(self, request, queryset, search_term):
+        # Case-sensitive equality on indexed columns (the admin's "=" is iexact: UPPER(column), no index).
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        return queryset.filter(Q(order__platform_order_id=term) | Q(waybill_no=term)), False
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # Every field is read-only: a view page without save buttons (staff act through the actions).
+        extra = {"show_save": False, "show_save_and_continue": False,
+                 "title": _("Shipment #%(pk)s") % {"pk": object_id} if object_id else None, **(extra_context or {})}
+        return super().changeform_view(request, object_id, form_url, extra)
+
+    @admin.display(description=_("状态"), ordering="status")
+    def status_badge(self, obj):
+        return format_html('<span style="color:#fff;background:{};padding:1px 6px;border-radius:3px;'
+                           'white-space:nowrap">{}</span>', SHIPMENT_COLORS.get(obj.status, "#999999"),
+                           obj.get_status_display())
+
+    @action(description=_("Export CSV"), url_path="export-csv", permissions=["view"], icon="download")
+    def export_csv(self, request):
+        """Shipments due in a date range, streamed (no delivery content: it stays masked in the admin)."""
+        return export_view(self, request, queryset=self.get_queryset(request).select_related("order", "order__shop"),
+                           date_field="due_at", columns=SHIPMENT_COLUMNS, name="shipments")
+
+    @action(description=_("Ship now"), url_path="ship-now", permissions=["change"])
+    def ship_now_row(self, request, object_id):
+        """Row action: a scheduled or retrying shipment is made due now (confirmation page, then POST)."""
+        shipment = get_object_or_404(Shipment.objects.select_related("order"), pk=object_id)
+        if request.method == "POST":
+            n = shipment_ship_now(shipments=[shipment])
+            if n:
+                self.message_user(request, _("Order %(no)s will ship now.") % {"no": shipment.order.platform_order_id},
+                                  messages.SUCCESS)
+            else:
+                self.message_user(request, _("Only a scheduled or retrying shipment can ship now; use the manual "
+                                             "shipping form for the others."), messages.WARNING)
+            return HttpResponseRedirect(reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist"))
+        return render(request, "admin/orders/confirm.html", {
+            **self.admin_site.each_context(request), "opts": self.model._meta, "title": _("Ship now"),
+            "question": _("Ship order %(no)s now, without waiting for the rest of its delay (or retry it now)?")
+            % {"no": shipment.order.platform_order_id}, "submit": _("Ship now")})
+
+    @action(description=_("Ship by hand"), url_path="ship-form", permissions=["change"])
+    def ship_form_row(self, request, object_id):
+        return HttpResponseRedirect(reverse("admin:shipping_manualshipment_ship", args=[object_id]))
+
     @admin.display(description=_("订单"), ordering="order__platform_order_id")
     def order_link(self, obj):
         url = reverse("admin:orders_order_change", args=[obj.order_id])
@@ -78,7 +142,8 @@ class BaseShipmentAdmin(PIIMaskMixin, admin.ModelAdmin):
 
     @admin.display(description=_("商品"))
     def item(self, obj):
-        return obj.order.item_title or obj.order.item_id
+        title = obj.order.item_title or obj.order.item_id
+        return format_html('<span title="{}" style="white-space:nowrap">{}</span>', title, Truncator(title).chars(12))
 
     @admin.display(description=_("数量"))
     def quantity(self, obj):
@@ -86,7 +151,8 @@ class BaseShipmentAdmin(PIIMaskMixin, admin.ModelAdmin):
 
     @admin.display(description=_("原因 / 错误"))
     def reason(self, obj):
-        return (obj.manual_reason or obj.last_error)[:80]
+        text = obj.manual_reason or obj.last_error
+        return format_html('<span title="{}">{}</span>', text, Truncator(text).chars(24)) if text else ""
 
     def render_clear(self, name, value, *, obj, brief):
         if name == "delivery_url":
@@ -160,11 +226,10 @@ class BaseShipmentAdmin(PIIMaskMixin, admin.ModelAdmin):
             "shipments": shipments, "opts": self.model._meta,
             "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME})
 
-    @admin.action(description=_("立即自动发货（跳过剩余延时）"), permissions=["change"])
+    @admin.action(description=_("Ship now (or retry now), skipping the rest of the delay"), permissions=["change"])
     def ship_now(self, request, queryset):
         n = shipment_ship_now(shipments=queryset)
         self.message_user(request, _("%(n)d 单已设为立即发货") % {"n": n}, messages.SUCCESS)
-
 
 
 @admin.register(Shipment)
@@ -176,9 +241,10 @@ class ShipmentAdmin(BaseShipmentAdmin):
 class ManualShipmentAdmin(BaseShipmentAdmin):
     """The manual queue: what staff have to ship by hand (awaiting_staff, and failed auto-ships)."""
 
-    list_display = ["order_link", "item", "quantity", "status", "reason", "ship_button", "created_at"]
-    list_filter = ["status", "order__shop"]
-    date_hierarchy = None
+    list_display = ["order_link", "item", "quantity", "status_badge", "reason", "ship_button", "created_at"]
+    list_filter = [("status", ChoicesDropdownFilter), ("order__shop", RelatedDropdownFilter)]
+    actions_row = ["ship_form_row"]
+    actions_list = []
     actions = ["ship_manually"]
 
     def get_queryset(self, request):
@@ -186,12 +252,13 @@ class ManualShipmentAdmin(BaseShipmentAdmin):
 
     @admin.display(description=_("操作"))
     def ship_button(self, obj):
-        return format_html('<a class="button" href="{}">{}</a>',
+        return format_html('<a class="bg-primary-600 font-medium px-2 py-1 rounded-default text-white '
+                           'whitespace-nowrap" href="{}">{}</a>',
                            reverse("admin:shipping_manualshipment_ship", args=[obj.pk]), _("发货"))
 
 
 @admin.register(CardCode)
-class CardCodeAdmin(PIIMaskMixin, admin.ModelAdmin):
+class CardCodeAdmin(ViewOnlyFormMixin, PIIMaskMixin, ModelAdmin):
     list_display = ["pk", "product", "code", "status", "order", "created_at", "reserved_at", "delivered_at"]
     list_filter = ["status", "product"]
     search_fields = ["order__platform_order_id", "product__title", "product__item_id"]
@@ -245,7 +312,7 @@ class CardCodeAdmin(PIIMaskMixin, admin.ModelAdmin):
 
 
 @admin.register(DeliveryView)
-class DeliveryViewAdmin(PIIMaskMixin, admin.ModelAdmin):
+class DeliveryViewAdmin(PIIMaskMixin, ModelAdmin):
     pii_fields = ("ip",)
     list_display = ["shipment", "viewed_at", "ip", "user_agent"]
     list_select_related = ["shipment", "shipment__order"]

@@ -107,7 +107,10 @@ class Shipment(ConcurrentTransitionMixin, models.Model):
         verbose_name = _("shipment")
         verbose_name_plural = _("shipments")
         ordering = ["due_at", "pk"]
-        indexes = [models.Index(fields=["status", "due_at"], name="shipment_status_due")]
+        indexes = [
+            models.Index(fields=["status", "due_at"], name="shipment_status_due"),
+            models.Index(fields=["waybill_no"], name="shipment_waybill_no"),  # the admin's exact search
+        ]
 
     def __str__(self):
         return f"{self.order} [{self.get_status_display()}]"
