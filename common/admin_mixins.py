@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
+from unfold.admin import ModelAdmin
 
 from .admin_masking import (  # noqa: F401 (re-exported: the apps' admin modules import them from here)
     PII_PERMISSION,
@@ -31,6 +32,33 @@ from .admin_masking import (  # noqa: F401 (re-exported: the apps' admin modules
     shown,
 )
 from .models import InboxEvent
+
+ADMIN_ROLE = "admin"
+
+
+def is_admin(user) -> bool:
+    """A superuser or a member of the administrators' role (accounts.roles)."""
+    return bool(user.is_active and (user.is_superuser or user.groups.filter(name=ADMIN_ROLE).exists()))
+
+
+class AdminOnlyMixin:
+    """Pages only administrators see, whatever model permissions a group was given (the beat scheduler's
+    internals): hidden from the index and navigation, and refused (403) to everyone else."""
+
+    def has_module_permission(self, request):
+        return is_admin(request.user) and super().has_module_permission(request)
+
+    def has_view_permission(self, request, obj=None):
+        return is_admin(request.user) and super().has_view_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return is_admin(request.user) and super().has_change_permission(request, obj)
+
+    def has_add_permission(self, request, *args):
+        return is_admin(request.user) and super().has_add_permission(request, *args)
+
+    def has_delete_permission(self, request, obj=None):
+        return is_admin(request.user) and super().has_delete_permission(request, obj)
 
 
 class ReadOnlyAdminMixin:
@@ -46,7 +74,7 @@ class ReadOnlyAdminMixin:
         return False
 
 
-class InboxEventAdmin(PIIMaskMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class InboxEventAdmin(PIIMaskMixin, ReadOnlyAdminMixin, ModelAdmin):
     """Admin for any InboxEvent subclass. Set `replay_task` to the dotted name of the Celery task that
     processes one event by primary key (or override `replay`). A platform's raw message may carry buyer
     data: its values are masked for staff without `accounts.view_pii` (keys stay readable)."""

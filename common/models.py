@@ -82,3 +82,22 @@ class Heartbeat(models.Model):
 
     def __str__(self):
         return f"{self.name} @ {timezone.localtime(self.seen_at):%Y-%m-%d %H:%M:%S}"
+
+
+class DailyOrderStats(models.Model):
+    """Orders and their amount per closed day (Asia/Shanghai), for the dashboard's 30-day chart (common.stats).
+    An order's `created_at` is set once, when it is stored, so a day that has ended never changes: its row is
+    computed once, by the first dashboard view that needs it; today is always counted live."""
+
+    day = models.DateField(_("day"), unique=True)
+    orders = models.PositiveIntegerField(_("orders"), default=0)
+    amount = models.DecimalField(_("amount (yuan)"), max_digits=16, decimal_places=2, default=0)
+    computed_at = models.DateTimeField(_("computed at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("daily order figures")
+        verbose_name_plural = _("daily order figures")
+        ordering = ["-day"]
+
+    def __str__(self):
+        return f"{self.day}: {self.orders}"

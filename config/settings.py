@@ -33,7 +33,12 @@ if not FIELD_ENCRYPTION_KEYS:
     raise ImproperlyConfigured("FIELD_ENCRYPTION_KEYS is required when DJANGO_DEBUG is off")
 
 INSTALLED_APPS = [
+    "unfold",
+    "unfold.contrib.filters",
+    "unfold.contrib.forms",
+    "unfold.contrib.import_export",
     "django.contrib.admin",
+    "import_export",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -278,6 +283,24 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {"FacetofaceStatusEnum": "payments.models.ApplicationStatus"},
     # The schema describes the staff API: staff only, like the API itself.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAdminUser"],
+}
+
+# --- The admin (django-unfold) -------------------------------------------------------------------
+# Navigation grouped by the staff's work (config.admin_nav); the index is the dashboard (common.dashboard);
+# "view site" leads back to the admin (there is no public site at /).
+from django.urls import reverse_lazy  # noqa: E402
+from django.utils.translation import gettext_lazy as _  # noqa: E402
+
+UNFOLD = {
+    "SITE_TITLE": _("Xianyu operations"),
+    "SITE_HEADER": _("Xianyu operations"),
+    "SITE_SYMBOL": "storefront",
+    "SITE_URL": reverse_lazy("admin:index"),
+    "SHOW_VIEW_ON_SITE": False,
+    "SHOW_HISTORY": True,
+    "SHOW_LANGUAGES": False,  # the project's own switch is in the header (templates/unfold/helpers/userlinks.html)
+    "DASHBOARD_CALLBACK": "common.dashboard.dashboard_callback",
+    "SIDEBAR": {"show_search": True, "show_all_applications": False, "navigation": "config.admin_nav.navigation"},
 }
 
 # --- Access and health ----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from unfold.admin import ModelAdmin, TabularInline
 
 from common.admin_mixins import InboxEventAdmin, ReadOnlyAdminMixin, pretty_json
 
@@ -41,7 +42,7 @@ class OverrideForm(forms.Form):
                              widget=forms.Textarea(attrs={"rows": 3, "cols": 60}))
 
 
-class VerificationEventInline(admin.TabularInline):
+class VerificationEventInline(TabularInline):
     model = VerificationEvent
     extra = 0
     can_delete = False
@@ -56,7 +57,7 @@ class VerificationEventInline(admin.TabularInline):
         return False
 
 
-class BuyerMessageInline(admin.TabularInline):
+class BuyerMessageInline(TabularInline):
     model = BuyerMessage
     extra = 0
     can_delete = False
@@ -82,7 +83,7 @@ def copy_link(v: Verification):
 
 
 @admin.register(Verification)
-class VerificationAdmin(admin.ModelAdmin):
+class VerificationAdmin(ModelAdmin):
     list_display = ("order_link", "shop", "status_badge", "level_name", "review_answer", "reject_type",
                     "expires_at", "needs_staff", "closure", "created_at")
     list_filter = ("status", "needs_staff", "closure", "order__shop")
@@ -227,7 +228,7 @@ class VerificationAdmin(admin.ModelAdmin):
 
 
 @admin.register(KycPolicy)
-class KycPolicyAdmin(admin.ModelAdmin):
+class KycPolicyAdmin(ModelAdmin):
     list_display = ("product", "level_name", "validity_days", "link_ttl_hours", "expiry_action", "product_needs_kyc")
     list_select_related = ("product", "product__shop")
     search_fields = ("product__title", "=product__item_id")
@@ -239,7 +240,7 @@ class KycPolicyAdmin(admin.ModelAdmin):
 
 
 @admin.register(KycApplicant)
-class KycApplicantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class KycApplicantAdmin(ReadOnlyAdminMixin, ModelAdmin):
     list_display = ("external_user_id", "applicant_id", "buyer", "created_at")
     search_fields = ("=external_user_id", "=applicant_id")
     list_select_related = ("buyer",)
@@ -256,7 +257,7 @@ class SumsubInboxEventAdmin(InboxEventAdmin):
 
 
 @admin.register(BuyerMessage)
-class BuyerMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class BuyerMessageAdmin(ReadOnlyAdminMixin, ModelAdmin):
     list_display = ("created_at", "verification", "kind", "status", "attempts", "sent_at", "last_error_short")
     list_filter = ("status", "kind")
     list_select_related = ("verification", "verification__order")
@@ -270,7 +271,7 @@ class BuyerMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(VerificationEvent)
-class VerificationEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class VerificationEventAdmin(ReadOnlyAdminMixin, ModelAdmin):
     list_display = ("created_at", "verification", "kind", "from_status", "to_status", "actor", "user", "message")
     list_filter = ("kind", "actor")
     list_select_related = ("verification", "verification__order", "user")

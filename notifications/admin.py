@@ -5,6 +5,7 @@ what was sent. A buyer-addressed notification's recipient, data and text are mas
 from django.contrib import admin, messages
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from unfold.admin import ModelAdmin, TabularInline
 
 from common.admin_mixins import PIIMaskMixin, ReadOnlyAdminMixin
 
@@ -18,14 +19,14 @@ def addressed_to_a_buyer(notification: Notification) -> bool:
     return bool(notification.recipient) or (event is not None and event.audience == BUYER)
 
 
-class SubscriptionInline(admin.TabularInline):
+class SubscriptionInline(TabularInline):
     model = Subscription
     extra = 0
     fields = ("event", "shop", "enabled")
 
 
 @admin.register(Channel)
-class ChannelAdmin(PIIMaskMixin, admin.ModelAdmin):
+class ChannelAdmin(PIIMaskMixin, ModelAdmin):
     secret_fields = ("secret",)
     list_display = ("name", "kind", "enabled", "shop", "secret", "rate_limit_shown", "updated_at")
     list_filter = ("kind", "enabled", "shop")
@@ -57,7 +58,7 @@ class ChannelAdmin(PIIMaskMixin, admin.ModelAdmin):
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(admin.ModelAdmin):
+class SubscriptionAdmin(ModelAdmin):
     list_display = ("event", "channel", "shop", "enabled")
     list_filter = ("event", "channel", "shop", "enabled")
     list_editable = ("enabled",)
@@ -65,7 +66,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Template)
-class TemplateAdmin(admin.ModelAdmin):
+class TemplateAdmin(ModelAdmin):
     list_display = ("event", "subject", "updated_at")
     readonly_fields = ("default_template", "variables")
     fields = ("event", "subject", "body", "default_template", "variables")
@@ -85,7 +86,7 @@ class TemplateAdmin(admin.ModelAdmin):
         return format_html("<pre>{}</pre>", "\n".join(f"{k} = {v}" for k, v in event.sample.items()))
 
 
-class DeliveryInline(admin.TabularInline):
+class DeliveryInline(TabularInline):
     model = Delivery
     extra = 0
     can_delete = False
@@ -97,7 +98,7 @@ class DeliveryInline(admin.TabularInline):
 
 
 @admin.register(Notification)
-class NotificationAdmin(PIIMaskMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class NotificationAdmin(PIIMaskMixin, ReadOnlyAdminMixin, ModelAdmin):
     list_display = ("id", "event", "shop", "created_at", "delivery_count")
     list_filter = ("event", "shop")
     date_hierarchy = "created_at"
@@ -122,7 +123,7 @@ class NotificationAdmin(PIIMaskMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(PIIMaskMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class DeliveryAdmin(PIIMaskMixin, ReadOnlyAdminMixin, ModelAdmin):
     list_display = ("id", "event", "channel", "status", "attempts", "due_at", "sent_at", "short_error")
     list_filter = ("status", "channel", "notification__event")
     list_select_related = ("channel", "notification")

@@ -18,6 +18,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
+from unfold.admin import ModelAdmin, TabularInline
 
 from common.admin_mixins import ReadOnlyAdminMixin, pretty_json
 
@@ -36,7 +37,7 @@ from .base import WriteOnlyPIIMixin, badge, report
 PICTURE_ACCEPT = ".png,.bmp,.gif,.jpg,.jpeg"
 
 
-class AlipayCallInline(admin.TabularInline):
+class AlipayCallInline(TabularInline):
     """Every call made for this row and Alipay's answer, newest first."""
 
     model = AlipayCall
@@ -63,7 +64,7 @@ class ExchangeCodeForm(forms.Form):
 
 
 @admin.register(Merchant)
-class MerchantAdmin(WriteOnlyPIIMixin, admin.ModelAdmin):
+class MerchantAdmin(WriteOnlyPIIMixin, ModelAdmin):
     pii_fields = ("contact_mobile", "contact_email")
     secret_fields = ("app_auth_token", "app_refresh_token")
     write_only_pii = {"contact_mobile": lambda: forms.CharField(max_length=11, validators=[v.mobile]),
@@ -149,7 +150,7 @@ class AttentionFilter(admin.SimpleListFilter):
 
 
 @admin.register(FacetofaceApplication)
-class FacetofaceApplicationAdmin(WriteOnlyPIIMixin, admin.ModelAdmin):
+class FacetofaceApplicationAdmin(WriteOnlyPIIMixin, ModelAdmin):
     form = ApplicationForm
     change_form_template = "admin/payments/facetofaceapplication/change_form.html"
     pii_fields = ("business_license_mobile",)
@@ -314,7 +315,7 @@ class FacetofaceApplicationAdmin(WriteOnlyPIIMixin, admin.ModelAdmin):
 
 
 @admin.register(AlipayCall)
-class AlipayCallAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class AlipayCallAdmin(ReadOnlyAdminMixin, ModelAdmin):
     list_display = ("created_at", "method", "outcome", "code", "sub_code", "message", "application", "trade",
                     "refund", "duration_ms")
     list_filter = ("outcome", "method")
