@@ -70,7 +70,7 @@ def orders_section(request) -> Section | None:
     start = today_start()
     today = Order.objects.filter(created_at__gte=start).aggregate(n=Count("id"), amount=Sum("amount"))
     section = Section(_("Today"))
-    since = start.strftime("%Y-%m-%d")
+    since = start.isoformat()
     section.figures.append(Figure("orders_today", _("Orders today"), today["n"],
                                   changelist("orders.order", created_at__gte=since)))
     section.figures.append(Figure("amount_today", _("Amount today (yuan)"),
@@ -100,7 +100,7 @@ def orders_section(request) -> Section | None:
         section.figures.append(Figure(
             "autoship_rate", _("Auto-ship success, last 7 days"), rate,
             changelist("shipping.shipment", method__exact=Shipment.Method.AUTO,
-                       order__created_at__gte=since7.strftime("%Y-%m-%d")),
+                       order__created_at__gte=since7.isoformat()),
             note=_("%(ok)d shipped automatically of %(tried)d") % {"ok": outcome["ok"], "tried": tried},
             alarm=bool(tried) and outcome["ok"] < tried))
     return section
@@ -116,7 +116,7 @@ def kyc_section(request) -> Section | None:
     counts = dict(Verification.objects.filter(created_at__gte=since).values_list("status")
                   .annotate(n=Count("id")).order_by())
     section = Section(_("KYC, last 30 days"))
-    day = since.strftime("%Y-%m-%d")
+    day = since.isoformat()
     sent = sum(counts.values()) - counts.get(V.CREATED, 0)
     section.figures.append(Figure("kyc_sent", _("Links sent"), sent,
                                   changelist("kyc.verification", created_at__gte=day)))

@@ -43,7 +43,7 @@ CHINESE_MSGIDS_STILL_IN = [
     "orders/services.py", "orders/backfill.py", "shipping/services.py", "common/inbox.py", "orders/webhooks.py",
 ]
 # Msgids whose Chinese text is the msgid itself: names and codes staff read as they are.
-SAME_IN_CHINESE = {"SKU", "IP", "App Key", "App Secret", "Sumsub", "—"}
+SAME_IN_CHINESE = {"SKU", "IP", "App Key", "App Secret", "Sumsub", "—", "KYC"}
 # Language names in the switch are each language's own name (an endonym), never translated.
 SKIP_DIRS = {".venv", "var", "tests", "migrations", "node_modules", "media", "staticfiles", "bench", "deploy", "docs"}
 GETTEXT_FUNCTIONS = {
