@@ -85,13 +85,15 @@ class Heartbeat(models.Model):
 
 
 class DailyOrderStats(models.Model):
-    """Orders and their amount per closed day (Asia/Shanghai), for the dashboard's 30-day chart (common.stats).
-    An order's `created_at` is set once, when it is stored, so a day that has ended never changes: its row is
-    computed once, by the first dashboard view that needs it; today is always counted live."""
+    """Per closed day (Asia/Shanghai), for the dashboard (common.stats): orders and their amount (by the day the
+    order was stored: fixed once the day has ended) and the auto-ship outcome of the shipments due that day
+    (which may still move for a few days: refreshed by a periodic task). Today is always counted live."""
 
     day = models.DateField(_("day"), unique=True)
     orders = models.PositiveIntegerField(_("orders"), default=0)
     amount = models.DecimalField(_("amount (yuan)"), max_digits=16, decimal_places=2, default=0)
+    auto_shipped = models.PositiveIntegerField(_("shipped automatically"), default=0)
+    ship_failed = models.PositiveIntegerField(_("shipping failed or handed to staff"), default=0)
     computed_at = models.DateTimeField(_("computed at"), auto_now=True)
 
     class Meta:
