@@ -4,13 +4,15 @@ what was sent. A buyer-addressed notification's recipient, data and text are mas
 
 from django.contrib import admin, messages
 from django.utils.html import format_html
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin, TabularInline
 
 from common.admin_mixins import PIIMaskMixin, ReadOnlyAdminMixin
 
 from .events import BUYER, EVENTS
-from .models import Channel, Delivery, Notification, Subscription, Template
+from .forms import KIND_SETTINGS, ChannelForm, kind_field_names
+from .models import Channel, ChannelKind, Delivery, Notification, Subscription, Template
 from .services import channel_send_test, deliveries_retry_now
 
 
@@ -32,9 +34,20 @@ class ChannelAdmin(PIIMaskMixin, ModelAdmin):
     list_filter = ("kind", "enabled", "shop")
     search_fields = ("name",)
     readonly_fields = ("created_at", "updated_at")
-    fields = ("name", "kind", "enabled", "shop", "config", "secret", "rate_limit_per_minute", "created_at",
-              "updated_at")
+    form = ChannelForm
     inlines = [SubscriptionInline]
+
+    def get_fieldsets(self, request, obj=None):
+        """The common fields, then one group of typed settings per kind (only the chosen kind's are used)."""
+        kinds = sorted(KIND_SETTINGS, key=lambda k: obj is None or k != obj.kind)  # the channel's own kind first
+        sets = [(None, {"fields": ("name", "kind", "enabled", "shop", "secret", "rate_limit_per_minute")})]
+        for kind in kinds:
+            sets.append((format_lazy(_("Settings: {kind}"), kind=ChannelKind(kind).label),
+                         {"fields": kind_field_names(kind), "classes": ["channel-settings", f"kind-{kind}"],
+                          "description": _("Used when the channel's kind is this one.")}))
+        if obj is not None:
+            sets.append((_("Record"), {"fields": ("created_at", "updated_at")}))
+        return [(title, {**opts, "fields": self._arrange(request, obj, opts["fields"])}) for title, opts in sets]
     actions = ["send_test"]
 
     @admin.display(description=_("每分钟上限"))

@@ -155,3 +155,54 @@ def test_the_failures_page_refuses_actions_staff_may_not_run():
                                             "pk": [seed["inbox"].pk]})
     assert resp.status_code == 403
     assert OrderInboxEvent.objects.get(pk=seed["inbox"].pk).status == InboxEvent.Status.FAILED
+
+
+# --- typed channel forms ---------------------------------------------------------------------------------------
+
+def channel_post(**fields) -> dict:
+    base = {"name": "值班邮箱", "kind": "email", "enabled": "on", "shop": "", "rate_limit_per_minute": "",
+            "new_secret": "", "subscriptions-TOTAL_FORMS": "0", "subscriptions-INITIAL_FORMS": "0",
+            "subscriptions-MIN_NUM_FORMS": "0", "subscriptions-MAX_NUM_FORMS": "1000"}
+    return {**base, **fields}
+
+
+def test_an_email_channel_without_recipients_is_refused(boss):
+    from notifications.models import Channel
+
+    resp = boss.post("/admin/notifications/channel/add/", channel_post())
+    assert resp.status_code == 200  # the form again, with the error
+    html = resp.content.decode()
+    assert "此类渠道必须填写" in html
+    assert not Channel.objects.exists()
+    resp = boss.post("/admin/notifications/channel/add/", channel_post(email__to="not-an-address"))
+    assert resp.status_code == 200 and not Channel.objects.exists()
+
+
+def test_an_email_channel_with_recipients_saves_its_typed_settings(boss):
+    from notifications.models import Channel
+
+    resp = boss.post("/admin/notifications/channel/add/", channel_post(
+        email__to="ops@example.com\nboss@example.com", email__subject_prefix="[闲鱼] "))
+    assert resp.status_code == 302, resp.content.decode()[:3000]
+    channel = Channel.objects.get()
+    assert channel.config == {"to": ["ops@example.com", "boss@example.com"], "subject_prefix": "[闲鱼]"}
+    page = boss.get(f"/admin/notifications/channel/{channel.pk}/change/").content.decode()
+    assert "ops@example.com\nboss@example.com" in page  # shown back in its field, one per line
+    assert "收件人" in page  # a labelled field, not a JSON box
+
+
+def test_an_sms_channel_needs_its_signature_template_and_secret(boss):
+    from notifications.models import Channel
+
+    resp = boss.post("/admin/notifications/channel/add/", channel_post(
+        name="短信", kind="sms", sms__access_key_id="LTAI-x", sms__sign_name="小店"))
+    assert resp.status_code == 200 and not Channel.objects.exists()  # no template code
+    resp = boss.post("/admin/notifications/channel/add/", channel_post(
+        name="短信", kind="sms", sms__access_key_id="LTAI-x", sms__sign_name="小店", sms__template_code="SMS_1"))
+    assert resp.status_code == 200 and not Channel.objects.exists()  # no AccessKey Secret: sending would fail
+    resp = boss.post("/admin/notifications/channel/add/", channel_post(
+        name="短信", kind="sms", sms__access_key_id="LTAI-x", sms__sign_name="小店", sms__template_code="SMS_1",
+        new_secret="sk-123"))
+    assert resp.status_code == 302
+    assert Channel.objects.get().config == {"access_key_id": "LTAI-x", "sign_name": "小店",
+                                            "template_code": "SMS_1"}
