@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin, TabularInline
+from unfold.decorators import action
 
 from common.admin_mixins import InboxEventAdmin, ReadOnlyAdminMixin, pretty_json
 
@@ -95,6 +97,9 @@ class VerificationAdmin(ModelAdmin):
     inlines = [VerificationEventInline, BuyerMessageInline]
     actions = ["resend_link", "override_approve", "override_reject", "mark_closed_on_platform",
                "sumsub_test_approve", "sumsub_test_retry", "sumsub_test_reject"]
+    # Re-sending the link as a button on each row and on the verification's page (the same service).
+    actions_row = ["resend_link_row"]
+    actions_detail = ["resend_link_detail"]
     fieldsets = (
         (None, {"fields": ("order_link", "status_badge", "level_name", "link", "expires_at", "remind_at",
                            "reminded_at", "opened_at")}),
@@ -118,7 +123,9 @@ class VerificationAdmin(ModelAdmin):
         return request.user.has_perm("kyc.override_verification")
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        extra = {"show_save": False, "show_save_and_continue": False, **(extra_context or {})}
+        # Every field is read-only (staff act through the buttons and actions): titled "view", no save buttons.
+        extra = {"show_save": False, "show_save_and_continue": False,
+                 "title": gettext("View %s") % self.model._meta.verbose_name, **(extra_context or {})}
         return super().changeform_view(request, object_id, form_url, extra)
 
     # --- columns ----------------------------------------------------------------------------------------
@@ -170,6 +177,21 @@ class VerificationAdmin(ModelAdmin):
     def resend_link(self, request, queryset):
         self._each(request, queryset, lambda v: verification_resend(verification=v, user=request.user),
                    _("Link sent for %(n)d verification(s)."))
+
+    def _resend_one(self, request, object_id):
+        self._each(request, self.get_queryset(request).filter(pk=object_id),
+                   lambda v: verification_resend(verification=v, user=request.user),
+                   _("Link sent for %(n)d verification(s)."))
+        return redirect(request.META.get("HTTP_REFERER") or reverse("admin:kyc_verification_change",
+                                                                    args=[object_id]))
+
+    @action(description=_("Re-send the link to the buyer"), permissions=["change"], icon="send")
+    def resend_link_row(self, request, object_id):
+        return self._resend_one(request, object_id)
+
+    @action(description=_("Re-send the link to the buyer"), permissions=["change"], icon="send")
+    def resend_link_detail(self, request, object_id):
+        return self._resend_one(request, object_id)
 
     @admin.action(description=_("Mark the order as closed on the platform"), permissions=["change"])
     def mark_closed_on_platform(self, request, queryset):

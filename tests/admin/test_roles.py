@@ -64,3 +64,23 @@ def test_the_failures_page_shows_each_role_only_its_lists():
     finance = member("finance")
     html = finance.get("/admin/failures/").content.decode()
     assert "block-inbox_alipayinboxevent" in html and "block-inbox_sumsubinboxevent" not in html
+
+
+def test_row_and_page_buttons_run_the_services_and_respect_permissions(settings):
+    """"Query onboarding now" on an application's row and page; "re-send the link" on a verification's: shown
+    to staff who may change them, refused to others."""
+    from payments.models import FacetofaceApplication, Merchant
+
+    app = FacetofaceApplication.objects.create(merchant=Merchant.objects.create(name="按钮商户"),
+                                               merchant_name="按钮商户", shop_name="一号店")
+    finance = member("finance")
+    listing = finance.get("/admin/payments/facetofaceapplication/").content.decode()
+    row_url = f"/admin/payments/facetofaceapplication/{app.pk}/query_now_row/"
+    assert row_url in listing.replace("&#x2F;", "/") or "query_now_row" in listing
+    page = finance.get(f"/admin/payments/facetofaceapplication/{app.pk}/change/").content.decode()
+    assert "query_now_detail" in page and "withdraw_detail" in page
+    resp = finance.get(f"/admin/payments/facetofaceapplication/{app.pk}/query_now_detail/")
+    assert resp.status_code == 302  # ran (a draft has nothing to query: the service says so in a message)
+
+    operator = member("operator")
+    assert operator.get(f"/admin/payments/facetofaceapplication/{app.pk}/query_now_detail/").status_code == 403
