@@ -26,7 +26,7 @@ SANDBOX_BADGE = ('<span style="background:#f0ad4e;color:#fff;padding:1px 6px;bor
 
 
 def sandbox_badge():
-    return format_html(SANDBOX_BADGE, _("沙箱"))
+    return format_html(SANDBOX_BADGE, _("Sandbox"))
 
 
 @admin.register(User)
@@ -41,7 +41,7 @@ class UserAdmin(BaseUserAdmin, ModelAdmin):
                     "roles", "last_login")
     list_filter = ("is_staff", "is_superuser", "is_active", "groups")
 
-    @admin.display(description=_("角色"))
+    @admin.display(description=_("roles"))
     def roles(self, obj):
         labels = {name: spec["label"] for name, spec in ROLES.items()}
         return "、".join(labels.get(g.name, g.name) for g in obj.groups.all())
@@ -60,13 +60,13 @@ class ShopAdmin(PIIMaskMixin, ModelAdmin):
     search_fields = ("name", "app_key", "seller_id")
     fieldsets = (
         (None, {"fields": ("platform", "name", "app_key", "seller_id", "is_active")}),
-        (_("凭据"), {"fields": ("app_secret", "session_token", "session_expires_at"),
-                   "description": _("密钥加密保存，任何人都看不到明文；填写新值即可替换，留空则保持不变。")}),
-        (_("记录"), {"fields": ("created_at", "updated_at")}),
+        (_("Credentials"), {"fields": ("app_secret", "session_token", "session_expires_at"),
+                   "description": _("Secrets are stored encrypted and nobody sees them in clear; enter a new value to replace one, leave it blank to keep it.")}),
+        (_("Record"), {"fields": ("created_at", "updated_at")}),
     )
     readonly_fields = ("created_at", "updated_at")
 
-    @admin.display(description=_("平台"), ordering="platform")
+    @admin.display(description=_("platform"), ordering="platform")
     def platform_badge(self, obj):
         if obj.platform == Platform.SANDBOX:
             return format_html("{} {}", sandbox_badge(), obj.get_platform_display())

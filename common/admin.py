@@ -27,7 +27,7 @@ class RejectedWebhookAdmin(PIIMaskMixin, ReadOnlyAdminMixin, ModelAdmin):
               "body_size", "headers_pretty", "body_excerpt")
     readonly_fields = fields
 
-    @admin.display(description=_("请求头"))
+    @admin.display(description=_("request headers"))
     def headers_pretty(self, obj):
         return pretty_json(obj.headers or {})
 
@@ -36,7 +36,7 @@ class RejectedWebhookAdmin(PIIMaskMixin, ReadOnlyAdminMixin, ModelAdmin):
 class HeartbeatAdmin(FieldLabelsMixin, ReadOnlyAdminMixin, ModelAdmin):
     """When each process kind (worker, beat) last proved it was alive (also read by /healthz/)."""
 
-    field_labels = {"name": _("进程"), "seen_at": _("最近心跳")}
+    field_labels = {"name": _("process"), "seen_at": _("last heartbeat")}
 
     list_display = ("name", "seen_at")
     fields = ("name", "seen_at")

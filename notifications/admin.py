@@ -50,21 +50,21 @@ class ChannelAdmin(PIIMaskMixin, ModelAdmin):
         return [(title, {**opts, "fields": self._arrange(request, obj, opts["fields"])}) for title, opts in sets]
     actions = ["send_test"]
 
-    @admin.display(description=_("每分钟上限"))
+    @admin.display(description=_("limit per minute"))
     def rate_limit_shown(self, obj):
         try:
             return obj.rate_limit
         except ValueError:
             return "-"
 
-    @admin.action(description=_("发送测试消息"))
+    @admin.action(description=_("Send a test message"))
     def send_test(self, request, queryset):
         for channel in queryset[:20]:
             d = channel_send_test(channel=channel)
             if d.status == Delivery.Status.SENT:
-                self.message_user(request, _("%(name)s：测试消息已发送。") % {"name": channel.name}, messages.SUCCESS)
+                self.message_user(request, _("%(name)s: test message sent.") % {"name": channel.name}, messages.SUCCESS)
             else:
-                self.message_user(request, _("%(name)s：%(status)s，%(error)s") % {
+                self.message_user(request, _("%(name)s: %(status)s, %(error)s") % {
                     "name": channel.name, "status": d.get_status_display(), "error": d.last_error or "-"},
                     messages.ERROR if d.status in (Delivery.Status.FAILED, Delivery.Status.UNKNOWN)
                     else messages.WARNING)
@@ -84,18 +84,18 @@ class TemplateAdmin(ModelAdmin):
     readonly_fields = ("default_template", "variables")
     fields = ("event", "subject", "body", "default_template", "variables")
 
-    @admin.display(description=_("默认模板"))
+    @admin.display(description=_("default template"))
     def default_template(self, obj):
         event = EVENTS.get(obj.event) if obj else None
         if not event:
             return "-"
         return format_html("<pre style='white-space:pre-wrap'>{}\n\n{}</pre>", event.subject, event.body)
 
-    @admin.display(description=_("可用变量（示例值）"))
+    @admin.display(description=_("variables (example values)"))
     def variables(self, obj):
         event = EVENTS.get(obj.event) if obj else None
         if not event:
-            return _("保存前请先选择事件；保存时会用示例数据试渲染模板。")
+            return _("Choose the event first; saving renders the template with example data as a test.")
         return format_html("<pre>{}</pre>", "\n".join(f"{k} = {v}" for k, v in event.sample.items()))
 
 
@@ -129,7 +129,7 @@ class NotificationAdmin(PIIMaskMixin, ReadOnlyAdminMixin, ModelAdmin):
 
         return super().get_queryset(request).select_related("shop").annotate(n_deliveries=Count("deliveries"))
 
-    @admin.display(description=_("投递数"), ordering="n_deliveries")
+    @admin.display(description=_("deliveries"), ordering="n_deliveries")
     def delivery_count(self, obj):
         return obj.n_deliveries
 
@@ -149,20 +149,20 @@ class DeliveryAdmin(PIIMaskMixin, ReadOnlyAdminMixin, ModelAdmin):
     def is_sensitive(self, obj, name):
         return addressed_to_a_buyer(obj.notification)
 
-    @admin.display(description=_("事件"), ordering="notification__event")
+    @admin.display(description=_("event"), ordering="notification__event")
     def event(self, obj):
         return obj.notification.get_event_display()
 
-    @admin.display(description=_("最近错误"))
+    @admin.display(description=_("last error"))
     def short_error(self, obj):
         return (obj.last_error[:80] + "…") if len(obj.last_error) > 80 else obj.last_error
 
     def has_retry_permission(self, request):
         return request.user.has_perm("notifications.change_delivery")
 
-    @admin.action(description=_("立即重试"), permissions=["retry"])
+    @admin.action(description=_("Retry now"), permissions=["retry"])
     def retry_now(self, request, queryset):
         ids = list(queryset.exclude(status__in=[Delivery.Status.SENT, Delivery.Status.SENDING])
                    .values_list("pk", flat=True)[:1000])
         n = deliveries_retry_now(ids=ids)
-        self.message_user(request, _("已重新排队 %(n)d 条投递。") % {"n": n}, messages.SUCCESS)
+        self.message_user(request, _("Queued %(n)d delivery(ies) again.") % {"n": n}, messages.SUCCESS)

@@ -349,7 +349,7 @@ def test_shop_credentials_are_write_only(superuser_client, data):
     shop = data["shop"]
     url = reverse("admin:accounts_shop_change", args=[shop.pk])
     html = superuser_client.get(url).content.decode()
-    assert "新值（留空不修改）" in html and 'name="new_app_secret"' in html
+    assert "（新值，留空不修改）" in html and 'name="new_app_secret"' in html
     assert 'name="app_secret"' not in html
 
     resp = superuser_client.post(url, shop_form(shop, name="改名的店"))

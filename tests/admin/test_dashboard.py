@@ -206,3 +206,18 @@ def test_an_sms_channel_needs_its_signature_template_and_secret(boss):
     assert resp.status_code == 302
     assert Channel.objects.get().config == {"access_key_id": "LTAI-x", "sign_name": "小店",
                                             "template_code": "SMS_1"}
+
+
+def test_view_site_leads_to_the_dashboard_not_a_debug_404(boss):
+    html = boss.get("/admin/").content.decode()
+    assert 'href="/"' not in html  # "view site" used to lead to a debug 404 at /
+    assert 'href="/admin/"' in html
+
+
+def test_an_english_reader_gets_the_dashboard_and_failures_in_english(boss):
+    seed_dashboard()
+    boss.cookies["django_language"] = "en"
+    html = boss.get("/admin/").content.decode()
+    assert "Orders today" in html and "今日订单" not in html and "Today&#x27;s workbench" in html
+    page = boss.get("/admin/failures/").content.decode()
+    assert "Open the list" in page and "Process again" in page and "重新处理" not in page
