@@ -61,7 +61,8 @@ class ShopAdmin(PIIMaskMixin, ModelAdmin):
     fieldsets = (
         (None, {"fields": ("platform", "name", "app_key", "seller_id", "is_active")}),
         (_("Credentials"), {"fields": ("app_secret", "session_token", "session_expires_at"),
-                   "description": _("Secrets are stored encrypted and nobody sees them in clear; enter a new value to replace one, leave it blank to keep it.")}),
+                   "description": _("Secrets are stored encrypted and nobody sees them in clear; enter a new value "
+                                    "to replace one, leave it blank to keep it.")}),
         (_("Record"), {"fields": ("created_at", "updated_at")}),
     )
     readonly_fields = ("created_at", "updated_at")

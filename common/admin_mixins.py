@@ -156,7 +156,8 @@ class InboxEventAdmin(PIIMaskMixin, ReadOnlyAdminMixin, ModelAdmin):
         msg = format_lazy(_("Queued {n} message(s) again."), n=len(todo))
         self.message_user(request, msg, messages.SUCCESS if todo else messages.WARNING)
         if busy:
-            self.message_user(request, format_lazy(_("{n} message(s) are being processed right now: skipped."), n=len(busy)), messages.WARNING)
+            busy_msg = _("{n} message(s) are being processed right now: skipped.")
+            self.message_user(request, format_lazy(busy_msg, n=len(busy)), messages.WARNING)
         if truncated:
             more = _("At most {n} at a time: run the action again for the rest, or use the replay_events command.")
             self.message_user(request, format_lazy(more, n=self.replay_limit), messages.WARNING)
