@@ -2,12 +2,18 @@
 masked without `accounts.view_pii`), and login lockouts (django-axes), which staff can clear."""
 
 from axes.admin import AccessAttemptAdmin as AxesAccessAttemptAdmin
-from axes.models import AccessAttempt
+from axes.admin import AccessFailureLogAdmin as AxesAccessFailureLogAdmin
+from axes.admin import AccessLogAdmin as AxesAccessLogAdmin
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib import admin, messages
+from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.models import Group
 from django.utils.html import format_html
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
+from unfold.admin import ModelAdmin
+from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
 from common.admin_mixins import PIIMaskMixin
 
@@ -20,18 +26,22 @@ SANDBOX_BADGE = ('<span style="background:#f0ad4e;color:#fff;padding:1px 6px;bor
 
 
 def sandbox_badge():
-    return format_html(SANDBOX_BADGE, _("沙箱"))
+    return format_html(SANDBOX_BADGE, _("Sandbox"))
 
 
 @admin.register(User)
-class UserAdmin(BaseUserAdmin):
+class UserAdmin(BaseUserAdmin, ModelAdmin):
     """Staff accounts; roles are groups (manage.py setup_roles), PII access is the `view_pii` permission."""
+
+    form = UserChangeForm
+    add_form = UserCreationForm
+    change_password_form = AdminPasswordChangeForm
 
     list_display = ("username", "first_name", "last_name", "email", "is_staff", "is_superuser", "is_active",
                     "roles", "last_login")
     list_filter = ("is_staff", "is_superuser", "is_active", "groups")
 
-    @admin.display(description=_("角色"))
+    @admin.display(description=_("roles"))
     def roles(self, obj):
         labels = {name: spec["label"] for name, spec in ROLES.items()}
         return "、".join(labels.get(g.name, g.name) for g in obj.groups.all())
@@ -41,7 +51,7 @@ class UserAdmin(BaseUserAdmin):
 
 
 @admin.register(Shop)
-class ShopAdmin(PIIMaskMixin, admin.ModelAdmin):
+class ShopAdmin(PIIMaskMixin, ModelAdmin):
     """Seller accounts. Credentials are write-only: nobody sees them in clear here."""
 
     secret_fields = ("app_secret", "session_token")
@@ -50,13 +60,14 @@ class ShopAdmin(PIIMaskMixin, admin.ModelAdmin):
     search_fields = ("name", "app_key", "seller_id")
     fieldsets = (
         (None, {"fields": ("platform", "name", "app_key", "seller_id", "is_active")}),
-        (_("凭据"), {"fields": ("app_secret", "session_token", "session_expires_at"),
-                   "description": _("密钥加密保存，任何人都看不到明文；填写新值即可替换，留空则保持不变。")}),
-        (_("记录"), {"fields": ("created_at", "updated_at")}),
+        (_("Credentials"), {"fields": ("app_secret", "session_token", "session_expires_at"),
+                   "description": _("Secrets are stored encrypted and nobody sees them in clear; enter a new value "
+                                    "to replace one, leave it blank to keep it.")}),
+        (_("Record"), {"fields": ("created_at", "updated_at")}),
     )
     readonly_fields = ("created_at", "updated_at")
 
-    @admin.display(description=_("平台"), ordering="platform")
+    @admin.display(description=_("platform"), ordering="platform")
     def platform_badge(self, obj):
         if obj.platform == Platform.SANDBOX:
             return format_html("{} {}", sandbox_badge(), obj.get_platform_display())
@@ -64,7 +75,7 @@ class ShopAdmin(PIIMaskMixin, admin.ModelAdmin):
 
 
 @admin.register(BuyerIdentity)
-class BuyerIdentityAdmin(PIIMaskMixin, admin.ModelAdmin):
+class BuyerIdentityAdmin(PIIMaskMixin, ModelAdmin):
     """Buyers as platforms know them: contacts masked unless `view_pii`; the access token never in clear."""
 
     pii_fields = ("phone", "email")
@@ -84,12 +95,27 @@ class BuyerIdentityAdmin(PIIMaskMixin, admin.ModelAdmin):
         return False  # a platform's record: nothing to edit here
 
 
+if admin.site.is_registered(Group):
+    admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(BaseGroupAdmin, ModelAdmin):
+    """Roles are groups (accounts.roles, `manage.py setup_roles`)."""
+
+
+for _model, _base in ((AccessLog, AxesAccessLogAdmin), (AccessFailureLog, AxesAccessFailureLogAdmin)):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
+    admin.site.register(_model, type(_base.__name__, (_base, ModelAdmin), {"__module__": __name__}))
+
+
 if admin.site.is_registered(AccessAttempt):
     admin.site.unregister(AccessAttempt)
 
 
 @admin.register(AccessAttempt)
-class AccessAttemptAdmin(AxesAccessAttemptAdmin):
+class AccessAttemptAdmin(AxesAccessAttemptAdmin, ModelAdmin):
     """Failed admin logins by client address (django-axes). "Clear lockout" lets the address log in again
     at once (staff with the delete permission on access attempts)."""
 

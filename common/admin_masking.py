@@ -30,9 +30,9 @@ BRIEF_CHARS = 120
 
 # Labels for the keys of address-like JSON documents (order receivers).
 JSON_KEY_LABELS = {
-    "name": _("收件人"), "phone": _("电话"), "mobile": _("手机"), "prov": _("省"), "province": _("省"),
-    "city": _("市"), "area": _("区"), "district": _("区"), "town": _("街道"), "address": _("地址"),
-    "detail": _("详细地址"), "zip": _("邮编"), "email": _("邮箱"),
+    "name": _("receiver"), "phone": _("phone"), "mobile": _("mobile"), "prov": _("province"), "province": _("province"),
+    "city": _("city"), "area": _("district"), "district": _("district"), "town": _("street"), "address": _("address"),
+    "detail": _("detailed address"), "zip": _("postcode"), "email": _("e-mail"),
 }
 
 
@@ -116,7 +116,7 @@ class PIIMaskMixin:
     secret_fields: tuple[str, ...] = ()
     sensitive_labels: dict[str, Any] = {}
     pretty_fields: tuple[str, ...] = ()  # pii_fields shown as indented JSON documents (raw messages, params)
-    secret_new_label = _("新值（留空不修改）")
+    secret_new_label = _("(new value, blank keeps it)")
     secret_new_prefix = "new_"
 
     # --- how one value is shown (override per admin) -----------------------------------------------
@@ -228,7 +228,7 @@ class PIIMaskMixin:
             attrs[self._new_name(name)] = forms.CharField(
                 label=label, required=obj is None and not model_field.blank, strip=True,
                 widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-                help_text=_("只写字段：保存后不再显示明文。"),
+                help_text=_("Write-only: never shown in clear once saved."),
             )
         return type(f"{base.__name__}WithSecrets", (base,), attrs)
 

@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
+from unfold.admin import ModelAdmin
 
 from .admin_masking import (  # noqa: F401 (re-exported: the apps' admin modules import them from here)
     PII_PERMISSION,
@@ -31,6 +32,33 @@ from .admin_masking import (  # noqa: F401 (re-exported: the apps' admin modules
     shown,
 )
 from .models import InboxEvent
+
+ADMIN_ROLE = "admin"
+
+
+def is_admin(user) -> bool:
+    """A superuser or a member of the administrators' role (accounts.roles)."""
+    return bool(user.is_active and (user.is_superuser or user.groups.filter(name=ADMIN_ROLE).exists()))
+
+
+class AdminOnlyMixin:
+    """Pages only administrators see, whatever model permissions a group was given (the beat scheduler's
+    internals): hidden from the index and navigation, and refused (403) to everyone else."""
+
+    def has_module_permission(self, request):
+        return is_admin(request.user) and super().has_module_permission(request)
+
+    def has_view_permission(self, request, obj=None):
+        return is_admin(request.user) and super().has_view_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return is_admin(request.user) and super().has_change_permission(request, obj)
+
+    def has_add_permission(self, request, *args):
+        return is_admin(request.user) and super().has_add_permission(request, *args)
+
+    def has_delete_permission(self, request, obj=None):
+        return is_admin(request.user) and super().has_delete_permission(request, obj)
 
 
 class ReadOnlyAdminMixin:
@@ -46,7 +74,7 @@ class ReadOnlyAdminMixin:
         return False
 
 
-class InboxEventAdmin(PIIMaskMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class InboxEventAdmin(PIIMaskMixin, ReadOnlyAdminMixin, ModelAdmin):
     """Admin for any InboxEvent subclass. Set `replay_task` to the dotted name of the Celery task that
     processes one event by primary key (or override `replay`). A platform's raw message may carry buyer
     data: its values are masked for staff without `accounts.view_pii` (keys stay readable)."""
@@ -76,7 +104,7 @@ class InboxEventAdmin(PIIMaskMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return self.get_fields(request, obj)
 
-    @admin.display(description=_("请求头"))
+    @admin.display(description=_("request headers"))
     def headers_pretty(self, obj):
         return pretty_json(obj.headers or {})
 
@@ -107,12 +135,12 @@ class InboxEventAdmin(PIIMaskMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
             raise NotImplementedError(f"{type(self).__name__} has no replay_task")
         nudge(task, pk)
 
-    @admin.action(description=_("重新处理"), permissions=["replay"])
+    @admin.action(description=_("Process again"), permissions=["replay"])
     def replay_selected(self, request, queryset):
         S = InboxEvent.Status
         now = timezone.now()
         if self.replay_task is None and type(self).replay is InboxEventAdmin.replay:
-            self.message_user(request, _("此类消息未配置重新处理任务。"), messages.ERROR)
+            self.message_user(request, _("No task is set up to process this kind of message again."), messages.ERROR)
             return
         pks = list(queryset.order_by("pk").values_list("pk", flat=True)[: self.replay_limit + 1])
         truncated = len(pks) > self.replay_limit
@@ -125,18 +153,19 @@ class InboxEventAdmin(PIIMaskMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
             self.model.objects.filter(pk__in=todo).update(status=S.PENDING, next_attempt_at=now, processed_at=None)
             for pk in todo:
                 transaction.on_commit(lambda pk=pk: self.replay(pk))
-        msg = format_lazy(_("已重新排队 {n} 条消息。"), n=len(todo))
+        msg = format_lazy(_("Queued {n} message(s) again."), n=len(todo))
         self.message_user(request, msg, messages.SUCCESS if todo else messages.WARNING)
         if busy:
-            self.message_user(request, format_lazy(_("{n} 条消息正在处理中，已跳过。"), n=len(busy)), messages.WARNING)
+            busy_msg = _("{n} message(s) are being processed right now: skipped.")
+            self.message_user(request, format_lazy(busy_msg, n=len(busy)), messages.WARNING)
         if truncated:
-            more = _("一次最多重新处理 {n} 条，其余请再次执行或使用 replay_events 命令。")
+            more = _("At most {n} at a time: run the action again for the rest, or use the replay_events command.")
             self.message_user(request, format_lazy(more, n=self.replay_limit), messages.WARNING)
 
 
 class FieldLabelsMixin:
     """Chinese labels for model fields declared without a verbose name (models owned elsewhere):
-    `field_labels = {"order_no": _("订单号")}` labels their list columns and form/detail rows."""
+    `field_labels = {"order_no": _("order no.")}` labels their list columns and form/detail rows."""
 
     field_labels: dict[str, Any] = {}
 

@@ -31,6 +31,7 @@ class CommonConfig(AppConfig):
     periodic_tasks = {
         "health: heartbeat": ("common.tasks.heartbeat", timedelta(minutes=1)),
         "security: report rejected webhooks": ("common.tasks.report_rejected_webhooks", timedelta(minutes=1)),
+        "dashboard: refresh the daily figures": ("common.tasks.refresh_daily_stats", timedelta(minutes=10)),
     }
 
     def ready(self):

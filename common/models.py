@@ -82,3 +82,24 @@ class Heartbeat(models.Model):
 
     def __str__(self):
         return f"{self.name} @ {timezone.localtime(self.seen_at):%Y-%m-%d %H:%M:%S}"
+
+
+class DailyOrderStats(models.Model):
+    """Per closed day (Asia/Shanghai), for the dashboard (common.stats): orders and their amount (by the day the
+    order was stored: fixed once the day has ended) and the auto-ship outcome of the shipments due that day
+    (which may still move for a few days: refreshed by a periodic task). Today is always counted live."""
+
+    day = models.DateField(_("day"), unique=True)
+    orders = models.PositiveIntegerField(_("orders"), default=0)
+    amount = models.DecimalField(_("amount (yuan)"), max_digits=16, decimal_places=2, default=0)
+    auto_shipped = models.PositiveIntegerField(_("shipped automatically"), default=0)
+    ship_failed = models.PositiveIntegerField(_("shipping failed or handed to staff"), default=0)
+    computed_at = models.DateTimeField(_("computed at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("daily order figures")
+        verbose_name_plural = _("daily order figures")
+        ordering = ["-day"]
+
+    def __str__(self):
+        return f"{self.day}: {self.orders}"

@@ -18,3 +18,11 @@ def report_rejected_webhooks(source: str | None = None):
     from .rejects import rejections_report
 
     return rejections_report(source=source)
+
+
+@shared_task(name="common.tasks.refresh_daily_stats")
+def refresh_daily_stats():
+    """The dashboard's kept days: the recent ones summed again (common.stats)."""
+    from .stats import refresh_daily_stats as refresh
+
+    return refresh()

@@ -290,6 +290,24 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAdminUser"],
 }
 
+# --- The admin (django-unfold) -------------------------------------------------------------------
+# Navigation grouped by the staff's work (config.admin_nav); the index is the dashboard (common.dashboard);
+# "view site" leads back to the admin (there is no public site at /).
+from django.urls import reverse_lazy  # noqa: E402
+from django.utils.translation import gettext_lazy as _  # noqa: E402
+
+UNFOLD = {
+    "SITE_TITLE": _("Xianyu operations"),
+    "SITE_HEADER": _("Xianyu operations"),
+    "SITE_SYMBOL": "storefront",
+    "SITE_URL": reverse_lazy("admin:index"),
+    "SHOW_VIEW_ON_SITE": False,
+    "SHOW_HISTORY": True,
+    "SHOW_LANGUAGES": False,  # the project's own switch is in the header (templates/unfold/helpers/userlinks.html)
+    "DASHBOARD_CALLBACK": "common.dashboard.dashboard_callback",
+    "SIDEBAR": {"show_search": True, "show_all_applications": False, "navigation": "config.admin_nav.navigation"},
+}
+
 # --- Access and health ----------------------------------------------------------------------------
 # Reverse proxies in front of the app (deploy/: nginx = 1). The client's address is then the entry this many
 # places from the right of X-Forwarded-For; 0 = REMOTE_ADDR (no proxy, or one that is not trusted).

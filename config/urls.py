@@ -4,6 +4,7 @@ from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView
 
+from common.failures import failures_view
 from common.i18n import buyer_page
 from common.views import healthz
 from kyc import webhooks as kyc_webhooks
@@ -16,6 +17,8 @@ admin.site.site_title = "xianyu-ops"
 admin.site.index_title = _("Workbench")
 
 urlpatterns = [
+    # Failures in one place (common.failures); before admin/ so that the admin's catch-all does not take it.
+    path("admin/failures/", admin.site.admin_view(failures_view), name="admin-failures"),
     path("admin/", admin.site.urls),
     # The language switch posts here (`set_language`; templates/includes/language_switch.html).
     path("i18n/", include("django.conf.urls.i18n")),

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
+from unfold.admin import ModelAdmin, TabularInline
+from unfold.decorators import action
 
 from common.admin_mixins import InboxEventAdmin, ReadOnlyAdminMixin, pretty_json
 
@@ -41,7 +44,7 @@ class OverrideForm(forms.Form):
                              widget=forms.Textarea(attrs={"rows": 3, "cols": 60}))
 
 
-class VerificationEventInline(admin.TabularInline):
+class VerificationEventInline(TabularInline):
     model = VerificationEvent
     extra = 0
     can_delete = False
@@ -56,7 +59,7 @@ class VerificationEventInline(admin.TabularInline):
         return False
 
 
-class BuyerMessageInline(admin.TabularInline):
+class BuyerMessageInline(TabularInline):
     model = BuyerMessage
     extra = 0
     can_delete = False
@@ -82,7 +85,7 @@ def copy_link(v: Verification):
 
 
 @admin.register(Verification)
-class VerificationAdmin(admin.ModelAdmin):
+class VerificationAdmin(ModelAdmin):
     list_display = ("order_link", "shop", "status_badge", "level_name", "review_answer", "reject_type",
                     "expires_at", "needs_staff", "closure", "created_at")
     list_filter = ("status", "needs_staff", "closure", "order__shop")
@@ -94,6 +97,9 @@ class VerificationAdmin(admin.ModelAdmin):
     inlines = [VerificationEventInline, BuyerMessageInline]
     actions = ["resend_link", "override_approve", "override_reject", "mark_closed_on_platform",
                "sumsub_test_approve", "sumsub_test_retry", "sumsub_test_reject"]
+    # Re-sending the link as a button on each row and on the verification's page (the same service).
+    actions_row = ["resend_link_row"]
+    actions_detail = ["resend_link_detail"]
     fieldsets = (
         (None, {"fields": ("order_link", "status_badge", "level_name", "link", "expires_at", "remind_at",
                            "reminded_at", "opened_at")}),
@@ -117,7 +123,9 @@ class VerificationAdmin(admin.ModelAdmin):
         return request.user.has_perm("kyc.override_verification")
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        extra = {"show_save": False, "show_save_and_continue": False, **(extra_context or {})}
+        # Every field is read-only (staff act through the buttons and actions): titled "view", no save buttons.
+        extra = {"show_save": False, "show_save_and_continue": False,
+                 "title": gettext("View %s") % self.model._meta.verbose_name, **(extra_context or {})}
         return super().changeform_view(request, object_id, form_url, extra)
 
     # --- columns ----------------------------------------------------------------------------------------
@@ -169,6 +177,21 @@ class VerificationAdmin(admin.ModelAdmin):
     def resend_link(self, request, queryset):
         self._each(request, queryset, lambda v: verification_resend(verification=v, user=request.user),
                    _("Link sent for %(n)d verification(s)."))
+
+    def _resend_one(self, request, object_id):
+        self._each(request, self.get_queryset(request).filter(pk=object_id),
+                   lambda v: verification_resend(verification=v, user=request.user),
+                   _("Link sent for %(n)d verification(s)."))
+        return redirect(request.META.get("HTTP_REFERER") or reverse("admin:kyc_verification_change",
+                                                                    args=[object_id]))
+
+    @action(description=_("Re-send the link to the buyer"), permissions=["change"], icon="send")
+    def resend_link_row(self, request, object_id):
+        return self._resend_one(request, object_id)
+
+    @action(description=_("Re-send the link to the buyer"), permissions=["change"], icon="send")
+    def resend_link_detail(self, request, object_id):
+        return self._resend_one(request, object_id)
 
     @admin.action(description=_("Mark the order as closed on the platform"), permissions=["change"])
     def mark_closed_on_platform(self, request, queryset):
@@ -227,7 +250,7 @@ class VerificationAdmin(admin.ModelAdmin):
 
 
 @admin.register(KycPolicy)
-class KycPolicyAdmin(admin.ModelAdmin):
+class KycPolicyAdmin(ModelAdmin):
     list_display = ("product", "level_name", "validity_days", "link_ttl_hours", "expiry_action", "product_needs_kyc")
     list_select_related = ("product", "product__shop")
     search_fields = ("product__title", "=product__item_id")
@@ -239,7 +262,7 @@ class KycPolicyAdmin(admin.ModelAdmin):
 
 
 @admin.register(KycApplicant)
-class KycApplicantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class KycApplicantAdmin(ReadOnlyAdminMixin, ModelAdmin):
     list_display = ("external_user_id", "applicant_id", "buyer", "created_at")
     search_fields = ("=external_user_id", "=applicant_id")
     list_select_related = ("buyer",)
@@ -256,7 +279,7 @@ class SumsubInboxEventAdmin(InboxEventAdmin):
 
 
 @admin.register(BuyerMessage)
-class BuyerMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class BuyerMessageAdmin(ReadOnlyAdminMixin, ModelAdmin):
     list_display = ("created_at", "verification", "kind", "status", "attempts", "sent_at", "last_error_short")
     list_filter = ("status", "kind")
     list_select_related = ("verification", "verification__order")
@@ -270,7 +293,7 @@ class BuyerMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(VerificationEvent)
-class VerificationEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class VerificationEventAdmin(ReadOnlyAdminMixin, ModelAdmin):
     list_display = ("created_at", "verification", "kind", "from_status", "to_status", "actor", "user", "message")
     list_filter = ("kind", "actor")
     list_select_related = ("verification", "verification__order", "user")

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.shortcuts import render
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from unfold.admin import ModelAdmin, TabularInline
 
 from common.admin_mixins import InboxEventAdmin, ReadOnlyAdminMixin
 
@@ -52,7 +53,7 @@ class TradeCreateForm(forms.ModelForm):
         return merchant
 
 
-class RefundInline(admin.TabularInline):
+class RefundInline(TabularInline):
     model = Refund
     extra = 0
     can_delete = False
@@ -75,7 +76,7 @@ class RefundForm(forms.Form):
 
 
 @admin.register(Trade)
-class TradeAdmin(admin.ModelAdmin):
+class TradeAdmin(ModelAdmin):
     list_display = ("out_trade_no", "merchant", "subject", "total_amount", "status_badge", "refunded_amount",
                     "needs_attention", "paid_at", "created_at")
     list_filter = ("status", "needs_attention", "merchant")
@@ -176,7 +177,7 @@ class TradeAdmin(admin.ModelAdmin):
 
 
 @admin.register(Refund)
-class RefundAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class RefundAdmin(ReadOnlyAdminMixin, ModelAdmin):
     list_display = ("out_request_no", "trade", "amount", "status_badge", "fund_change", "reason",
                     "requested_by_name", "created_at", "refunded_at")
     list_filter = ("status",)

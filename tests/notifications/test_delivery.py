@@ -348,7 +348,7 @@ def admin_client():
 def test_admin_secret_is_masked_write_only_and_test_action_reports(clock, admin_client):
     with FakeWeCom(keys={"robot-key-123456"}, clock=clock) as fake:
         resp = admin_client.post("/admin/notifications/channel/add/", {
-            "name": "运营群", "kind": "wecom", "enabled": "on", "config": f'{{"base_url": "{fake.url}"}}',
+            "name": "运营群", "kind": "wecom", "enabled": "on", "wecom__base_url": fake.url,
             "new_secret": "robot-key-123456", "rate_limit_per_minute": "",
             "subscriptions-TOTAL_FORMS": "0", "subscriptions-INITIAL_FORMS": "0"})
         assert resp.status_code == 302, resp.content.decode()[:2000]
