@@ -45,6 +45,7 @@ class OverrideForm(forms.Form):
 
 
 class VerificationEventInline(TabularInline):
+    hide_title = True  # no "<pk>: <str>" line above each row
     model = VerificationEvent
     extra = 0
     can_delete = False
@@ -60,6 +61,7 @@ class VerificationEventInline(TabularInline):
 
 
 class BuyerMessageInline(TabularInline):
+    hide_title = True  # no "<pk>: <str>" line above each row
     model = BuyerMessage
     extra = 0
     can_delete = False

@@ -22,6 +22,7 @@ def addressed_to_a_buyer(notification: Notification) -> bool:
 
 
 class SubscriptionInline(TabularInline):
+    hide_title = True  # no "<pk>: <str>" line above each row
     model = Subscription
     extra = 0
     fields = ("event", "shop", "enabled")
@@ -100,6 +101,7 @@ class TemplateAdmin(ModelAdmin):
 
 
 class DeliveryInline(TabularInline):
+    hide_title = True  # no "<pk>: <str>" line above each row
     model = Delivery
     extra = 0
     can_delete = False

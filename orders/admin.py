@@ -176,6 +176,7 @@ class EventStatusLabels:
 
 class OrderEventInline(EventStatusLabels, TabularInline):
     """The order's append-only log, read-only."""
+    hide_title = True  # no "<pk>: <str>" line above each row
 
     model = OrderEvent
     extra = 0
@@ -448,6 +449,7 @@ class SandboxAdminMixin(FieldLabelsMixin):
 class SandboxMessageInline(PIIMaskMixin, TabularInline):
     """What the sandbox buyer received, exactly as they would read it (read-only; codes masked without the
     PII permission)."""
+    hide_title = True  # no "<pk>: <str>" line above each row
 
     model = SandboxMessage
     extra = 0

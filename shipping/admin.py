@@ -26,6 +26,7 @@ from .services import ShippingError, cardcode_import, cardcode_void, shipment_sh
 
 
 class DeliveryViewInline(PIIMaskMixin, TabularInline):
+    hide_title = True  # no "<pk>: <str>" line above each row
     model = DeliveryView
     extra = 0
     can_delete = False
@@ -39,6 +40,7 @@ class DeliveryViewInline(PIIMaskMixin, TabularInline):
 
 class HandoverInline(PIIMaskMixin, TabularInline):
     """Proof of delivery: how and where the content went, and the answer (destination masked: no PII)."""
+    hide_title = True  # no "<pk>: <str>" line above each row
 
     model = Handover
     extra = 0

@@ -40,6 +40,7 @@ PICTURE_ACCEPT = ".png,.bmp,.gif,.jpg,.jpeg"
 
 class AlipayCallInline(TabularInline):
     """Every call made for this row and Alipay's answer, newest first."""
+    hide_title = True  # no "<pk>: <str>" line above each row
 
     model = AlipayCall
     extra = 0

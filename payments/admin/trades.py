@@ -54,6 +54,7 @@ class TradeCreateForm(forms.ModelForm):
 
 
 class RefundInline(TabularInline):
+    hide_title = True  # no "<pk>: <str>" line above each row
     model = Refund
     extra = 0
     can_delete = False

@@ -117,14 +117,15 @@ def test_order_list_shows_labels_and_marks_only_anomalies(boss, shop, product):
 def test_order_page_is_a_view_with_links_to_its_shipment_and_codes(boss, shop, product):
     o = order(shop, product, 1, status="paid", platform_status="paid")
     shipment = Shipment.objects.create(order=o, due_at=timezone.now())
-    OrderEvent.objects.create(order=o, kind="transition", from_status="pending_payment", to_status="paid",
-                              actor="platform")
+    event = OrderEvent.objects.create(order=o, kind="transition", from_status="pending_payment", to_status="paid",
+                                      actor="platform")
     html = boss.get(reverse("admin:orders_order_change", args=[o.pk])).content.decode()
     assert reverse("admin:shipping_shipment_change", args=[shipment.pk]) in html
     assert f"{reverse('admin:shipping_cardcode_changelist')}?order__id__exact={o.pk}" in html
     assert 'name="_save"' not in html and "修改 订单" not in html
     form = html.split('id="order_form"')[1].split("</form>")[0]
     assert "待付款" in form and "pending_payment" not in form and ">paid<" not in form
+    assert f"{event.pk}: " not in form  # the log's rows are not titled "<pk>: <from> → <to>"
     shipment_html = boss.get(reverse("admin:shipping_shipment_change", args=[shipment.pk])).content.decode()
     assert 'name="_save"' not in shipment_html
 
