@@ -130,6 +130,13 @@ def generate(n: int, *, seed: int = 7, log=print) -> dict:
         # counts run as index-only scans.
         cur.execute("VACUUM ANALYZE orders_order, orders_orderevent, shipping_shipment, orders_product")
         log(f"  vacuum analyze: {time.monotonic() - t:.1f} s")
+    # The dashboard's daily summary, as beat keeps it (common.stats): the loaded days are past days.
+    from common.stats import rebuild_daily_stats, refresh_daily_stats
+
+    t = time.monotonic()
+    rebuild_daily_stats()
+    days = refresh_daily_stats()
+    log(f"  dashboard daily stats: {days} day(s) in {time.monotonic() - t:.1f} s")
     seconds = time.monotonic() - started
     log(f"generated {n} orders, {events} events, {shipments} shipments in {seconds:.1f} s")
     return {"orders": n, "events": events, "shipments": shipments, "seconds": round(seconds, 1)}

@@ -131,6 +131,10 @@ def main() -> int:
         if not args.reuse:
             print(f"generating {n} orders …", flush=True)
             gen = generate(n)
+        else:  # what beat would have summed since the data was loaded (missing days only)
+            from common.stats import refresh_daily_stats
+
+            refresh_daily_stats()
         n_now = Order.objects.count()
         client = Client()
         client.force_login(user)
