@@ -399,45 +399,6 @@ def _events_insert(rows: list[tuple], now: datetime) -> None:
             copy.write_row((*head, Jsonb(data), now))
 
 
-def _orders_insert(orders: list[Order]) -> None:
-    """`bulk_create` for new orders: on PostgreSQL, their ids taken from the sequence in one statement and the rows
-    written with one COPY (bulk_create spent most of a backfill page's CPU preparing its values). The values are
-    what bulk_create would write: `pre_save` (auto_now), and the field's own conversion where it has one that
-    matters (the encrypted fields); plain values go to psycopg as they are."""
-    from django.db import connections, router
-
-    from common.fields import EncryptedTextField
-
-    connection = connections[router.db_for_write(Order)]
-    if connection.vendor != "postgresql":
-        Order.objects.bulk_create(orders)
-        return
-    from psycopg.types.json import Jsonb
-
-    fields = [f for f in Order._meta.concrete_fields]
-    converted = {f.attname for f in fields if isinstance(f, EncryptedTextField)}
-    unexpected = [f.attname for f in fields if f.get_internal_type() == "JSONField" and f.attname not in converted]
-    q, table = connection.ops.quote_name, Order._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-                       [table, Order._meta.pk.column, len(orders)])
-        ids = [row[0] for row in cursor.fetchall()]
-        sql = f"COPY {q(table)} ({', '.join(q(f.column) for f in fields)}) FROM STDIN"
-        with cursor.cursor.copy(sql) as copy:
-            for order, pk in zip(orders, ids, strict=True):
-                order.pk = pk
-                row = []
-                for f in fields:
-                    value = f.pre_save(order, True)
-                    if f.attname in converted:
-                        value = f.get_db_prep_save(value, connection)
-                    elif f.attname in unexpected:
-                        value = Jsonb(value)
-                    row.append(value)
-                copy.write_row(row)
-                order._state.adding, order._state.db = False, connection.alias
-
-
 def _sync_page_rows(shop: Shop, snapshots: list[OrderSnapshot], source: str, actor: str):
     now = timezone.now()
     seen: set[str] = set()
@@ -507,7 +468,7 @@ def _sync_page_rows(shop: Shop, snapshots: list[OrderSnapshot], source: str, act
                 refreshed.append(order)
             done.append((snap, SyncResult(order, False, [], "unchanged")))
     if fast_new:
-        _orders_insert([o for _, o, _, _ in fast_new])
+        Order.objects.bulk_create([o for _, o, _, _ in fast_new])
         events = []
         for snap, order, steps, _ in fast_new:
             data = {"platform_status": snap.raw_status}
