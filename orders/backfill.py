@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -184,72 +183,30 @@ def _requery_known(shop: Shop, window: Window, report: BackfillReport, tick) -> 
 
 
 def _walk_list(shop: Shop, window: Window, report: BackfillReport, tick) -> None:
-    """Split [since, until] under the paging cap, then page through each slice, oldest first.
-
-    The next list request (the slice's next page, or the next slice's first query) is sent from a background
-    thread while the current page is written (`_Prefetch`: at most one request ahead); a failed request
-    raises here, in this thread, when its page is due: every page before it has been written."""
+    """Split [since, until] under the paging cap, then page through each slice, oldest first."""
     adapter = get_adapter(shop)
     size = adapter.list_page_size
     stack = [(window.since, window.until)]
-    with _Prefetch(adapter, size) as fetch:
-        while stack:
-            start, end = stack.pop()
-            first = fetch.get(start, end, 1)
-            if report.total is None:
-                report.total = first.total  # the whole window's count: the first query is over all of it
-            if first.total >= adapter.list_cap and (end - start).total_seconds() > 1:
-                mid = start + (end - start) / 2
-                stack.extend([(mid, end), (start, mid)])
-                continue
-            report.slices += 1
-            report.slice, report.slice_total = (start, end), first.total
-            page, page_no = first, 1
-            while True:
-                last = page_no * size >= page.total or not page.items
-                if not last:
-                    fetch.ahead(start, end, page_no + 1)
-                elif stack:
-                    fetch.ahead(*stack[-1], 1)
-                _sync_page(shop, page.items, report)
-                report.pages += 1
-                tick(report)
-                if last:
-                    break
-                page_no += 1
-                page = fetch.get(start, end, page_no)
-
-
-class _Prefetch:
-    """One list request sent ahead, from a worker thread. `ahead(start, end, page_no)` sends it; `get(...)`
-    returns that page (its error raised here) if it is the one sent ahead, else fetches it now. The worker
-    only does HTTP (no database)."""
-
-    def __init__(self, adapter, size: int):
-        self.adapter, self.size = adapter, size
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill-fetch")
-        self.pending: tuple[tuple, Future] | None = None
-
-    def _fetch(self, start, end, page_no):
-        return self.adapter.list_orders(start=start, end=end, page_no=page_no, page_size=self.size)
-
-    def ahead(self, start, end, page_no) -> None:
-        self.pending = ((start, end, page_no), self.pool.submit(self._fetch, start, end, page_no))
-
-    def get(self, start, end, page_no):
-        pending, self.pending = self.pending, None
-        if pending is not None:
-            if pending[0] == (start, end, page_no):
-                return pending[1].result()
-            pending[1].cancel()
-        return self._fetch(start, end, page_no)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        # A request still in flight (the run stopped) is waited for, its answer dropped: nothing was written.
-        self.pool.shutdown(wait=True, cancel_futures=True)
+    while stack:
+        start, end = stack.pop()
+        first = adapter.list_orders(start=start, end=end, page_no=1, page_size=size)
+        if report.total is None:
+            report.total = first.total  # the whole window's count: the first query is over all of it
+        if first.total >= adapter.list_cap and (end - start).total_seconds() > 1:
+            mid = start + (end - start) / 2
+            stack.extend([(mid, end), (start, mid)])
+            continue
+        report.slices += 1
+        report.slice, report.slice_total = (start, end), first.total
+        page, page_no = first, 1
+        while True:
+            _sync_page(shop, page.items, report)
+            report.pages += 1
+            tick(report)
+            if page_no * size >= page.total or not page.items:
+                break
+            page_no += 1
+            page = adapter.list_orders(start=start, end=end, page_no=page_no, page_size=size)
 
 
 def _sync_page(shop: Shop, items: list[OrderSnapshot], report: BackfillReport) -> None:

@@ -132,8 +132,9 @@ def test_a_run_that_stops_midway_does_not_move_the_next_start(fake, shop, small_
 
 
 def test_a_list_error_on_page_n_fails_the_run_after_the_pages_before_it_and_a_rerun_loses_nothing(fake, shop):
-    """The next page is fetched in a background thread while the current one is written: its error must still
-    stop the run, in the caller, with exactly the pages before it written; the re-run brings in the rest."""
+    """A list request failing midway stops the run (recorded as failed, the error raised to the caller) with
+    exactly the pages before it written; the re-run brings in the rest, each order once. (It holds any page
+    prefetching to the same rule: see the backfill section of bench/README.md.)"""
     from common.http import PlatformError
     from tests.fakes.server import Response
 
