@@ -73,6 +73,8 @@ def fill(fake: FakeXianguanjia, n: int, paid_share: float) -> dict[str, int]:
 
 def run_backfill(env: dict[str, str], label: str) -> dict:
     cmd = [sys.executable, "manage.py", "backfill_orders", "--shop", APP_KEY, "--full"]
+    if os.environ.get("BENCH_PROFILE") and label == "first run":  # cProfile of the first run, to this file
+        cmd[1:1] = ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]]
     log(f"{label}: {' '.join(cmd[1:])}")
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -131,6 +131,38 @@ def test_a_run_that_stops_midway_does_not_move_the_next_start(fake, shop, small_
     assert BackfillRun.objects.order_by("-pk").first().status == "succeeded"
 
 
+def test_a_list_error_on_page_n_fails_the_run_after_the_pages_before_it_and_a_rerun_loses_nothing(fake, shop):
+    """A list request failing midway stops the run (recorded as failed, the error raised to the caller) with
+    exactly the pages before it written; the re-run brings in the rest, each order once. (It holds any page
+    prefetching to the same rule: see the backfill section of bench/README.md.)"""
+    from common.http import PlatformError
+    from tests.fakes.server import Response
+
+    now = int(time.time())
+    fake.bulk_add(350, now - 5 * DAY, now - 60)  # one slice, pages of 100: 4 pages
+    pages_asked, listing = [], fake._list
+
+    def page_three_fails(body):
+        pages_asked.append(body["page_no"])
+        if body["page_no"] == 3 and pages_asked.count(3) == 1:
+            return Response(502, {"code": 502, "msg": "bad gateway"})
+        return listing(body)
+
+    fake._list = page_three_fails
+    with pytest.raises(PlatformError, match="502"):
+        order_backfill(shop=shop)
+    run = BackfillRun.objects.get()
+    assert run.status == "failed" and "502" in run.message
+    assert (run.pages, run.seen, run.created) == (2, 200, 200)
+    assert Order.objects.count() == 200 and pages_asked == [1, 2, 3]  # page 4 never asked for
+    assert backfill_checkpoint(shop) is None
+
+    out = backfill()
+    assert "350 orders seen, 150 new," in out  # the 200 already written are not new again
+    assert Order.objects.count() == 350 and OrderEvent.objects.filter(kind="created").count() == 350
+    assert BackfillRun.objects.order_by("-pk").first().status == "succeeded"
+
+
 def test_an_explicit_start_older_than_the_platform_reaches_is_moved_up(fake, shop):
     out = backfill("--since", "2001-01-01")
     assert "start moved up from 2001-01-01" in out and fake.reach_violations == 0
