@@ -28,9 +28,9 @@ class EstimatedCountPaginator(Paginator):
     @cached_property
     def count(self) -> int:
         qs = self.object_list
-        if not qs.query.where:
+        connection = connections[qs.db]
+        if not qs.query.where and connection.vendor == "postgresql":
             # One query whatever the size: the estimate when the table is big, else a bounded count.
-            connection = connections[qs.db]
             table = qs.model._meta.db_table
             with connection.cursor() as cur:
                 cur.execute(
