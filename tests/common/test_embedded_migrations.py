@@ -1,5 +1,6 @@
-"""`./run`'s embedded database: every migration applies to a new SQLite file and unapplies again, whatever
-database the rest of the suite runs on (an index built CONCURRENTLY on PostgreSQL once broke `./run`)."""
+"""`./run`'s embedded database (SQLite), whatever database the rest of the suite runs on: every migration
+applies to a new file and back (an index built CONCURRENTLY on PostgreSQL once broke it), and the staff's
+main pages answer there (the big lists' row estimate is PostgreSQL's own)."""
 
 from __future__ import annotations
 
@@ -28,3 +29,29 @@ def test_every_migration_applies_to_a_new_sqlite_database_and_back(tmp_path):
     assert back.returncode == 0, back.stdout + back.stderr
     shown = manage("showmigrations", "orders", "shipping", db=db)
     assert "[ ] 0007_admin_search_indexes" in shown.stdout and "[ ] 0006_admin_search_indexes" in shown.stdout
+
+
+PAGES_SCRIPT = """
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.test import Client
+from django.test.utils import setup_test_environment
+setup_test_environment()
+call_command("seed_demo", verbosity=0)
+client = Client()
+client.force_login(get_user_model().objects.get(username="admin"))
+for path in PATHS:
+    print(client.get(path).status_code, path)
+"""
+
+
+def test_the_staff_pages_answer_on_the_embedded_database(tmp_path):
+    """What `./run` serves on SQLite: the dashboard and the big lists (their row estimate is PostgreSQL's)."""
+    db = tmp_path / "embedded.sqlite3"
+    assert manage("migrate", "--no-input", db=db).returncode == 0
+    paths = ["/admin/", "/admin/failures/", "/admin/orders/order/", "/admin/shipping/shipment/",
+             "/admin/shipping/manualshipment/", "/admin/orders/orderevent/", "/admin/orders/product/",
+             "/admin/shipping/cardcode/", "/admin/kyc/verification/", "/admin/payments/facetofaceapplication/"]
+    result = manage("shell", "-c", f"PATHS = {paths!r}\n" + PAGES_SCRIPT, db=db)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.split("\n")[-len(paths) - 1:-1] == [f"200 {p}" for p in paths], result.stdout
