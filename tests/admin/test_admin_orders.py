@@ -79,7 +79,7 @@ def test_order_list_neither_counts_the_whole_table_nor_uses_distinct(boss, shop,
         assert "A00003" in resp.content.decode() and "A00005" not in resp.content.decode()
 
 
-def test_an_unfiltered_big_list_shows_postgresql_s_estimate(boss, shop, product):
+def test_an_unfiltered_big_list_shows_postgresql_s_estimate(postgres, boss, shop, product):
     from orders.admin_lists import COUNT_CAP, EstimatedCountPaginator
 
     with connection.cursor() as cur:  # what ANALYZE would record for a big table
