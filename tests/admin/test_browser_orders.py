@@ -7,7 +7,6 @@ wide, Chinese, seed_demo data with sandbox orders run through the real pipeline)
 from __future__ import annotations
 
 import os
-import shutil
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -23,12 +22,9 @@ from accounts.models import BuyerIdentity
 from accounts.services import shop_upsert
 from orders.models import Order, Product
 from shipping.models import CardCode, Shipment
-from tests.conftest import need_service
+from tests.browser import browser_page
 
 pytestmark = pytest.mark.django_db(transaction=True)
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--no-first-run"]
 PHONE = "13987654321"
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -43,22 +39,9 @@ def session_cookie(user) -> str:
 def admin_browser(live_server, user):
     """A 1366 px wide headless Chromium logged in as `user`. Playwright's sync API keeps an event loop in
     this thread, so the ORM is not used inside the block (the live server answers from its own threads)."""
-    need_service("Chromium", os.path.exists(CHROMIUM) or bool(shutil.which("chromium")),
-                 "apt-get install chromium fonts-noto-cjk (./test does it when it may)")
-    from playwright.sync_api import sync_playwright
-
-    cookie = session_cookie(user)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        context = browser.new_context(locale="zh-CN", viewport={"width": 1366, "height": 900})
-        context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": cookie, "url": live_server.url}])
-        page = context.new_page()
-        page.set_default_timeout(20_000)
-        try:
-            yield page
-        finally:
-            context.close()
-            browser.close()
+    cookie = {"name": settings.SESSION_COOKIE_NAME, "value": session_cookie(user), "url": live_server.url}
+    with browser_page(locale="zh-CN", width=1366, height=900, cookies=[cookie]) as page:
+        yield page
 
 
 @pytest.fixture

@@ -5,41 +5,19 @@ own endpoint, the inbox is processed (tasks run in-process), and the order ships
 
 from __future__ import annotations
 
-import os
-import shutil
-from contextlib import contextmanager
-
 import pytest
 
 from orders.models import Order, SandboxOrder
-from tests.conftest import need_service
+from tests.browser import browser_page
 
 from .conftest import kyc_product, sandbox_paid, verification_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--no-first-run"]
 
 
-@contextmanager
 def phone_browser():
-    """A headless Chromium page the size of a phone. Playwright's sync API keeps an event loop in this thread,
-    so tests make no ORM calls inside this block (the live server answers from its own threads)."""
-    need_service("Chromium", os.path.exists(CHROMIUM) or bool(shutil.which("chromium")),
-                 "apt-get install chromium fonts-noto-cjk (./test does it when it may)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        context = browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844})
-        page = context.new_page()
-        page.set_default_timeout(20_000)
-        try:
-            yield page
-        finally:
-            context.close()
-            browser.close()
+    """A headless Chromium page the size of a phone (no ORM calls inside the block: tests.browser)."""
+    return browser_page(locale="zh-CN", width=390, height=844)
 
 
 def test_sandbox_approve_in_the_browser_ships_the_order(no_sumsub, sandbox_shop, live_server, settings):
