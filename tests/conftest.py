@@ -59,6 +59,38 @@ def redis_url():
     return url
 
 
+# A real Redis broker for the tests that look at the messages themselves (tests/orders/test_broker.py,
+# tests/common/test_nudge.py): Celery publishes to BROKER_QUEUE there, emptied before and after.
+BROKER_QUEUE = "xianyu-test-ingest"
+
+
+def reset_broker_pool():
+    """Drop cached broker connections so the next publish uses the current broker_url."""
+    from config.celery import app
+
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+@pytest.fixture
+def real_broker(redis_url):
+    import redis
+
+    from config.celery import app
+
+    r = redis.Redis.from_url(redis_url)
+    r.delete(BROKER_QUEUE)
+    saved = (app.conf.task_always_eager, app.conf.broker_url, app.conf.task_default_queue)
+    app.conf.task_always_eager = False
+    app.conf.task_default_queue = BROKER_QUEUE
+    app.conf.broker_url = redis_url
+    reset_broker_pool()
+    yield r
+    app.conf.task_always_eager, app.conf.broker_url, app.conf.task_default_queue = saved
+    reset_broker_pool()
+    r.delete(BROKER_QUEUE)
+
+
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
     """On SQLite the test database is a file, not memory: tests that start a real server process (gunicorn)

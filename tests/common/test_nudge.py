@@ -23,35 +23,13 @@ from common.nudge import fast_delay
 from config.celery import app
 from orders.models import Order, OrderInboxEvent, Product
 from orders.tasks import process_order_event, sweep_inbox
+from tests.conftest import BROKER_QUEUE
 from tests.fakes.xianguanjia import FakeXianguanjia, signed_push
 from tests.orders.test_broker import FakeDeadBroker, _push_with_a_dead_broker
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_KEY, SECRET = "xgj-broker", "xgj-broker-secret"  # _push_with_a_dead_broker signs with these
-QUEUE = "xianyu-test-nudge"
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _reset_pool():
-    app._pool = None
-    app.amqp._producer_pool = None
-
-
-@pytest.fixture
-def broker(redis_url):
-    import redis
-
-    r = redis.Redis.from_url(redis_url)
-    r.delete(QUEUE)
-    saved = (app.conf.task_always_eager, app.conf.broker_url, app.conf.task_default_queue)
-    app.conf.task_always_eager = False
-    app.conf.task_default_queue = QUEUE
-    app.conf.broker_url = redis_url
-    _reset_pool()
-    yield r
-    app.conf.task_always_eager, app.conf.broker_url, app.conf.task_default_queue = saved
-    _reset_pool()
-    r.delete(QUEUE)
 
 
 @pytest.fixture
@@ -84,10 +62,10 @@ def _flat(d: dict, prefix: str = ""):
             yield f"{prefix}{k}", v
 
 
-def test_the_one_lpush_message_is_the_message_celery_publishes(broker):
+def test_the_one_lpush_message_is_the_message_celery_publishes(real_broker):
     process_order_event.delay(4711)
     assert fast_delay(process_order_event, 4711) is True
-    by_celery, by_lpush = (dict(_flat(json.loads(m))) for m in reversed(broker.lrange(QUEUE, 0, -1)))
+    by_celery, by_lpush = (dict(_flat(json.loads(m))) for m in reversed(real_broker.lrange(BROKER_QUEUE, 0, -1)))
     ids = {"headers.id", "headers.root_id", "properties.correlation_id", "properties.delivery_tag"}
     assert set(by_celery) == set(by_lpush)
     assert {k: v for k, v in by_celery.items() if k not in ids} == {k: v for k, v in by_lpush.items() if k not in ids}
@@ -95,21 +73,21 @@ def test_the_one_lpush_message_is_the_message_celery_publishes(broker):
     assert by_lpush["headers.task"] == "orders.tasks.process_order_event"
 
 
-def test_eager_mode_and_the_filesystem_broker_keep_task_delay(broker, settings):
+def test_eager_mode_and_the_filesystem_broker_keep_task_delay(real_broker, settings):
     app.conf.task_always_eager = True
     assert fast_delay(process_order_event, 1) is False
     app.conf.task_always_eager = False
     app.conf.broker_url = "filesystem://localhost/"
     assert fast_delay(process_order_event, 1) is False
-    assert broker.llen(QUEUE) == 0
+    assert real_broker.llen(BROKER_QUEUE) == 0
 
 
-def test_duplicate_pushes_give_one_row_and_one_message(broker, shop):
+def test_duplicate_pushes_give_one_row_and_one_message(real_broker, shop):
     now = int(time.time())
     answers = [_push("5001", now) for _ in range(3)]
     assert [a.status_code for a in answers] == [200, 200, 200]
     assert OrderInboxEvent.objects.count() == 1
-    assert broker.llen(QUEUE) == 1
+    assert real_broker.llen(BROKER_QUEUE) == 1
 
 
 def _worker(env_extra: dict[str, str]) -> subprocess.Popen:
@@ -117,17 +95,17 @@ def _worker(env_extra: dict[str, str]) -> subprocess.Popen:
     env = {**os.environ, **env_extra,
            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"}
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", QUEUE, "-c", "1", "-P", "solo",
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", BROKER_QUEUE, "-c", "1", "-P", "solo",
          "--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "warning",
          "-n", f"nudge-{os.getpid()}@%h"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def test_a_real_worker_processes_the_lpush_nudge(postgres, broker, redis_url, fake, shop):
+def test_a_real_worker_processes_the_lpush_nudge(postgres, real_broker, redis_url, fake, shop):
     now = int(time.time())
     fake.add_order("5002", status=12, item_id="item-1", update_time=now)
     assert _push("5002", now).status_code == 200
-    assert broker.llen(QUEUE) == 1
+    assert real_broker.llen(BROKER_QUEUE) == 1
     worker = _worker({"REDIS_URL": redis_url, "XIANGUANJIA_BASE_URL": fake.url})
     try:
         deadline = time.monotonic() + 60
@@ -145,10 +123,10 @@ def test_a_real_worker_processes_the_lpush_nudge(postgres, broker, redis_url, fa
     assert order is not None, f"the worker never processed the nudge:\n{out[-3000:]}"
     assert order.status == "ready_to_ship"
     assert OrderInboxEvent.objects.get().status == InboxEvent.Status.PROCESSED
-    assert broker.llen(QUEUE) == 0
+    assert real_broker.llen(BROKER_QUEUE) == 0
 
 
-def test_redis_down_at_ingest_the_sweeper_processes_the_row_later(broker, fake, shop):
+def test_redis_down_at_ingest_the_sweeper_processes_the_row_later(real_broker, fake, shop):
     fake.add_order("4002", status=12, item_id="item-1", update_time=int(time.time()))
     with FakeDeadBroker() as dead:
         resp = _push_with_a_dead_broker(dead, "4002")

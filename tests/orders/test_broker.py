@@ -11,34 +11,11 @@ from accounts.services import shop_upsert
 from common.models import InboxEvent
 from config.celery import app
 from orders.models import Order, OrderInboxEvent
+from tests.conftest import BROKER_QUEUE, reset_broker_pool
 from tests.fakes.xianguanjia import signed_push
 
 APP_KEY, SECRET = "xgj-broker", "xgj-broker-secret"
 pytestmark = pytest.mark.django_db(transaction=True)
-QUEUE = "xianyu-test-ingest"
-
-
-def _reset_pool():
-    """Drop cached broker connections so the next publish uses the current broker_url."""
-    app._pool = None
-    app.amqp._producer_pool = None
-
-
-@pytest.fixture
-def real_broker(redis_url):
-    import redis
-
-    r = redis.Redis.from_url(redis_url)
-    r.delete(QUEUE)
-    saved = (app.conf.task_always_eager, app.conf.broker_url, app.conf.task_default_queue)
-    app.conf.task_always_eager = False
-    app.conf.task_default_queue = QUEUE
-    app.conf.broker_url = redis_url
-    _reset_pool()
-    yield r
-    app.conf.task_always_eager, app.conf.broker_url, app.conf.task_default_queue = saved
-    _reset_pool()
-    r.delete(QUEUE)
 
 
 def _push(order_no):
@@ -51,7 +28,7 @@ def test_the_webhook_nudge_is_a_real_celery_message_on_redis(real_broker):
     shop_upsert(platform="xianguanjia", name="s", app_key=APP_KEY, app_secret=SECRET)
     assert _push("4001").status_code == 200
     event = OrderInboxEvent.objects.get()
-    messages = real_broker.lrange(QUEUE, 0, -1)
+    messages = real_broker.lrange(BROKER_QUEUE, 0, -1)
     assert len(messages) == 1
     msg = json.loads(messages[0])
     assert msg["headers"]["task"] == "orders.tasks.process_order_event"
@@ -98,7 +75,7 @@ def _push_with_a_dead_broker(dead: FakeDeadBroker, order_no: str):
     import threading
 
     app.conf.broker_url = f"redis://127.0.0.1:{dead.port}/0"
-    _reset_pool()
+    reset_broker_pool()
     from django.db import connection
 
     answers = []
